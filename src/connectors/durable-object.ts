@@ -1,0 +1,269 @@
+/**
+ * @module The Connector Durable Object, one per `tenant/connector`: holds the hibernatable WebSockets of that
+ * connector's replicas, relays calls to a healthy replica, correlates replies by call id, and fails a call the
+ * moment its socket closes.
+ *
+ * A thin shell: frames are parsed by the link protocol module, replica choice is src/connectors/replicas.ts, the
+ * servers table is src/connectors/server-registry.ts.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { database } from "../db/client.ts";
+import type { Env } from "../env.ts";
+import { UpstreamErrorCode } from "../link/errors.ts";
+import {
+  connectorFrameSchema,
+  encodeFrame,
+  HEARTBEAT_PING,
+  HEARTBEAT_PONG,
+  LINK_PROTOCOL_VERSION,
+  LinkErrorCode,
+  parseFrame,
+  type EdgeFrame,
+  type RelayedNotification,
+  type RelayedRequest,
+  type RpcError,
+  type ServerReport,
+} from "../link/protocol.ts";
+import { log } from "../log.ts";
+import { mergeReplicaReports, pickReplica } from "./replicas.ts";
+import { syncConnectorServers } from "./server-registry.ts";
+
+/**
+ * The edge's own bound on a relayed call. The connector enforces each server's configured timeout; this only
+ * guarantees that no agent waits forever on a connector that stopped answering without closing its socket.
+ */
+export const EDGE_CALL_DEADLINE_MS = 10 * 60 * 1000;
+
+/** Headers the Worker sets on the upgrade request after authenticating the connector token. */
+export const CONNECTOR_IDENTITY_HEADERS = { tenant: "x-gateway-tenant", connector: "x-gateway-connector" } as const;
+
+/** Kept on each socket so it survives hibernation. */
+interface ReplicaAttachment {
+  tenant: string;
+  connector: string;
+  replicaId?: string;
+  servers: ServerReport[];
+  connectedAt: number;
+}
+
+export type CallOutcome = { ok: true; result: Record<string, unknown> } | { ok: false; error: RpcError };
+
+/** Receives the notifications an upstream sends while serving a call (an RPC stub of the Worker's function). */
+export type NotificationSink = (notification: RelayedNotification) => unknown;
+
+interface PendingCall {
+  socket: WebSocket;
+  serverId: string;
+  settle: (outcome: CallOutcome) => void;
+  onNotification?: NotificationSink | undefined;
+}
+
+export class ConnectorDurableObject extends DurableObject<Env> {
+  /** Calls in flight. Not persisted: while a call's RPC is awaited the object cannot hibernate. */
+  private readonly pending = new Map<string, PendingCall>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Heartbeats are answered by the runtime itself, without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
+  }
+
+  /** Accepts a replica's WebSocket. Only the Worker's /connect route reaches this, after authentication. */
+  override async fetch(request: Request): Promise<Response> {
+    const tenant = request.headers.get(CONNECTOR_IDENTITY_HEADERS.tenant);
+    const connector = request.headers.get(CONNECTOR_IDENTITY_HEADERS.connector);
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket" || !tenant || !connector) {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    const attachment: ReplicaAttachment = { tenant, connector, servers: [], connectedAt: Date.now() };
+    server.serializeAttachment(attachment);
+    log({ event: "connector.attached", tenant, connector });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * Relays one JSON-RPC request to a replica that has the server healthy and resolves with its reply. Expected
+   * failures are values, not exceptions (an exception thrown from an RPC method is logged as uncaught).
+   */
+  async call(serverId: string, request: RelayedRequest, onNotification?: NotificationSink): Promise<CallOutcome> {
+    const replicas = this.ctx.getWebSockets().flatMap((socket) => {
+      const attachment = socket.deserializeAttachment() as ReplicaAttachment | null;
+      if (!attachment?.replicaId || socket.readyState !== WebSocket.OPEN) return [];
+      const inFlight = [...this.pending.values()].filter((p) => p.socket === socket).length;
+      return [{ socket, servers: attachment.servers, inFlight, attachment }];
+    });
+    const replica = pickReplica(replicas, serverId);
+    if (!replica) {
+      const reason =
+        replicas.length === 0
+          ? "its connector is not connected"
+          : "no connected replica of its connector reports it healthy";
+      return fail(UpstreamErrorCode.Unavailable, `server "${serverId}" is not available: ${reason}; retry shortly`);
+    }
+    const callId = crypto.randomUUID();
+    const encoded = encodeFrame({ type: "rpc", callId, serverId, request });
+    if (!encoded.ok) {
+      return fail(UpstreamErrorCode.TooLarge, `request of ${encoded.bytes} bytes exceeds the gateway's message size limit`);
+    }
+    return new Promise<CallOutcome>((resolve) => {
+      const deadline = setTimeout(() => {
+        this.send(replica.socket, { type: "cancel", callId, reason: "edge deadline exceeded" });
+        settle(fail(UpstreamErrorCode.Timeout, `server "${serverId}" did not answer within ${EDGE_CALL_DEADLINE_MS / 1000} s`));
+      }, EDGE_CALL_DEADLINE_MS);
+      const settle = (outcome: CallOutcome) => {
+        if (!this.pending.delete(callId)) return;
+        clearTimeout(deadline);
+        resolve(outcome);
+      };
+      this.pending.set(callId, { socket: replica.socket, serverId, settle, onNotification });
+      try {
+        replica.socket.send(encoded.text);
+      } catch {
+        settle(fail(UpstreamErrorCode.Unavailable, `server "${serverId}" is not available: the connector's socket just closed; retry`));
+      }
+    });
+  }
+
+  /** The merged view of this connector's servers (for status pages and tests). */
+  async servers(): Promise<ServerReport[]> {
+    return mergeReplicaReports(this.replicaAttachments().map((a) => a.servers));
+  }
+
+  /** How many replicas are attached and registered. */
+  async replicaCount(): Promise<number> {
+    return this.replicaAttachments().length;
+  }
+
+  override async webSocketMessage(socket: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const parsed = parseFrame(connectorFrameSchema, data);
+    if (!parsed.ok) {
+      log({ event: "link.invalid_frame", code: parsed.error.code, detail: parsed.error.message }, "warn");
+      // A broken reply must not leave its call hanging.
+      const callId = parsed.error.callId;
+      const call = callId ? this.pending.get(callId) : undefined;
+      if (call && call.socket === socket) {
+        call.settle(fail(UpstreamErrorCode.Unavailable, `the connector sent an invalid reply: ${parsed.error.message}`));
+      }
+      this.send(socket, parsed.error);
+      return;
+    }
+    const frame = parsed.frame;
+    const attachment = socket.deserializeAttachment() as ReplicaAttachment;
+    switch (frame.type) {
+      case "hello": {
+        if (frame.protocol !== LINK_PROTOCOL_VERSION) {
+          const message = `link protocol ${frame.protocol} is not supported; this gateway speaks ${LINK_PROTOCOL_VERSION}: upgrade the connector`;
+          this.send(socket, { type: "error", code: LinkErrorCode.UnsupportedProtocol, message });
+          socket.close(4000, "unsupported link protocol");
+          return;
+        }
+        socket.serializeAttachment({ ...attachment, replicaId: frame.replicaId, servers: frame.servers });
+        await this.syncServers(attachment, socket);
+        this.send(socket, { type: "welcome", tenant: attachment.tenant, connector: attachment.connector });
+        log({ event: "connector.hello", tenant: attachment.tenant, connector: attachment.connector, replica: frame.replicaId, servers: frame.servers.length });
+        return;
+      }
+      case "status": {
+        if (!attachment.replicaId) {
+          this.send(socket, { type: "error", code: LinkErrorCode.NotReady, message: "send hello before status" });
+          return;
+        }
+        const servers = attachment.servers.filter((s) => s.id !== frame.server.id);
+        servers.push(frame.server);
+        socket.serializeAttachment({ ...attachment, servers });
+        await this.syncServers(attachment, socket);
+        log({ event: "server.status", tenant: attachment.tenant, connector: attachment.connector, server: frame.server.id, status: frame.server.health });
+        return;
+      }
+      case "result": {
+        const call = this.pending.get(frame.callId);
+        if (!call || call.socket !== socket) return; // late reply to a call that already failed or timed out
+        call.settle("error" in frame ? { ok: false, error: frame.error } : { ok: true, result: frame.result });
+        return;
+      }
+      case "notification": {
+        const call = this.pending.get(frame.callId);
+        if (!call || call.socket !== socket || !call.onNotification) return;
+        try {
+          // Fire and forget: a slow agent must not stall every other call on this connector.
+          void Promise.resolve(call.onNotification(frame.message)).catch(() => {});
+        } catch {
+          // The agent's side of the call is gone; its result will be dropped the same way.
+        }
+        return;
+      }
+      case "ping":
+        this.send(socket, { type: "pong" });
+        return;
+      case "pong":
+        return;
+      case "error":
+        log({ event: "link.connector_error", tenant: attachment.tenant, connector: attachment.connector, code: frame.code, detail: frame.message }, "warn");
+        if (frame.callId) {
+          const call = this.pending.get(frame.callId);
+          if (call && call.socket === socket) call.settle(fail(UpstreamErrorCode.Unavailable, frame.message));
+        }
+        return;
+    }
+  }
+
+  override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+    await this.detach(socket, `closed (${code}${reason ? `: ${reason}` : ""})`);
+  }
+
+  override async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
+    await this.detach(socket, `errored (${error instanceof Error ? error.message : String(error)})`);
+  }
+
+  /** A replica went away: its calls fail now, not at their timeout, and the servers table learns it. */
+  private async detach(socket: WebSocket, how: string): Promise<void> {
+    for (const call of this.pending.values()) {
+      if (call.socket === socket) {
+        call.settle(fail(UpstreamErrorCode.Unavailable, `the connector serving "${call.serverId}" disconnected during the call (socket ${how}); retry`));
+      }
+    }
+    const attachment = socket.deserializeAttachment() as ReplicaAttachment | null;
+    try {
+      socket.close(1000, "closing");
+    } catch {
+      // already closed
+    }
+    if (!attachment) return;
+    log({ event: "connector.detached", tenant: attachment.tenant, connector: attachment.connector, replica: attachment.replicaId, how });
+    await this.syncServers(attachment, socket);
+  }
+
+  /** Writes the merged view of every still-attached replica to D1; refuses servers another connector owns. */
+  private async syncServers(identity: ReplicaAttachment, changed: WebSocket): Promise<void> {
+    const reports = mergeReplicaReports(this.replicaAttachments().map((a) => a.servers));
+    const outcome = await syncConnectorServers(database(this.env.DB), identity.tenant, identity.connector, reports, Date.now());
+    for (const { serverId, ownedBy } of outcome.refused) {
+      const message = `server id "${serverId}" is already served by connector "${ownedBy}" in this tenant; rename it in this connector's gateway.yaml`;
+      log({ event: "server.refused", tenant: identity.tenant, connector: identity.connector, server: serverId, detail: message }, "warn");
+      this.send(changed, { type: "error", code: LinkErrorCode.ServerConflict, message });
+    }
+  }
+
+  private replicaAttachments(): ReplicaAttachment[] {
+    return this.ctx.getWebSockets().flatMap((socket) => {
+      const attachment = socket.deserializeAttachment() as ReplicaAttachment | null;
+      return attachment?.replicaId && socket.readyState === WebSocket.OPEN ? [attachment] : [];
+    });
+  }
+
+  private send(socket: WebSocket, frame: EdgeFrame): void {
+    const encoded = encodeFrame(frame);
+    if (!encoded.ok) return;
+    try {
+      socket.send(encoded.text);
+    } catch {
+      // The socket is closing; its close handler fails what was pending on it.
+    }
+  }
+}
+
+function fail(code: number, message: string): CallOutcome {
+  return { ok: false, error: { code, message } };
+}

@@ -1,0 +1,106 @@
+/**
+ * @module The D1 schema (drizzle): the gateway's configuration store. SQL migrations in migrations/ are generated
+ * from this file with `npm run db:generate`; every table and column is described in docs/storage.md.
+ *
+ * Secrets are never stored: API keys and connector tokens are kept as SHA-256 digests only.
+ */
+import { sql } from "drizzle-orm";
+import { foreignKey, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+const createdAt = () =>
+  integer("created_at", { mode: "number" })
+    .notNull()
+    .default(sql`(unixepoch('subsec') * 1000)`);
+
+export const tenants = sqliteTable("tenants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  createdAt: createdAt(),
+});
+
+/** An agent or application that calls tools; the unit of limits, usage and audit. */
+export const consumers = sqliteTable(
+  "consumers",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    id: text("id").notNull(),
+    name: text("name").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
+);
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").notNull(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    consumerId: text("consumer_id").notNull(),
+    name: text("name").notNull(),
+    /** Lowercase hex SHA-256 of the whole key; the key itself is shown once and never stored. */
+    keyHash: text("key_hash").notNull(),
+    /** JSON array of role names. */
+    roles: text("roles", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    /** Epoch milliseconds; null = never expires. */
+    expiresAt: integer("expires_at", { mode: "number" }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.id] }),
+    uniqueIndex("api_keys_key_hash").on(t.keyHash),
+    foreignKey({ columns: [t.tenantId, t.consumerId], foreignColumns: [consumers.tenantId, consumers.id] }).onDelete("cascade"),
+  ],
+);
+
+/** A connector process group (one id, any number of replicas) dialling in for one tenant. */
+export const connectors = sqliteTable(
+  "connectors",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    id: text("id").notNull(),
+    name: text("name").notNull(),
+    /** Lowercase hex SHA-256 of the connector token. */
+    tokenHash: text("token_hash").notNull(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.id] }), uniqueIndex("connectors_token_hash").on(t.tokenHash)],
+);
+
+/**
+ * An MCP server as its connector last reported it. The connector owns command, args and env (they never reach the
+ * edge); the edge keeps identity, naming, health and the catalog agents are shown.
+ */
+export const servers = sqliteTable(
+  "servers",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    id: text("id").notNull(),
+    connectorId: text("connector_id").notNull(),
+    name: text("name").notNull(),
+    /** null = names are `<id>__<name>`; "" = bare upstream names; else `<prefix>__<name>`. */
+    prefix: text("prefix"),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    /** starting | healthy | unhealthy | stopped | disconnected */
+    status: text("status").notNull().default("disconnected"),
+    /** Why the server is not healthy, as its connector reported it (crash loop, failed start). */
+    statusDetail: text("status_detail"),
+    /** Which of its tools/prompts/resources are withheld because an older server already has the name, and why. */
+    conflicts: text("conflicts"),
+    /** JSON ServerCatalog (tools, resources, resourceTemplates, prompts) as last reported. */
+    catalog: text("catalog", { mode: "json" }).notNull().default(sql`'{"tools":[],"resources":[],"resourceTemplates":[],"prompts":[]}'`),
+    /** First time any connector reported this server: older servers keep their names when names clash. */
+    registeredAt: integer("registered_at", { mode: "number" }).notNull(),
+    updatedAt: integer("updated_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.id] }), index("servers_connector").on(t.tenantId, t.connectorId)],
+);

@@ -1,0 +1,13 @@
+/**
+ * @module The Worker's bindings (wrangler.toml) as one type.
+ */
+import type { ConnectorDurableObject } from "./connectors/durable-object.ts";
+
+export interface Env {
+  DB: D1Database;
+  CONNECTOR: DurableObjectNamespace<ConnectorDurableObject>;
+  /** Comma-separated extra hostnames a browser Origin may have. */
+  ALLOWED_ORIGINS?: string;
+  /** Comma-separated accepted Host header values; empty accepts any. */
+  ALLOWED_HOSTS?: string;
+}

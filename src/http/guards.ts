@@ -1,0 +1,71 @@
+/**
+ * @module Request guards in front of /mcp, as Hono middleware: browser Origin and Host checks (DNS-rebinding
+ * protection, which the MCP SDK deliberately leaves to the host), the body size limit, and bearer authentication.
+ */
+import { hostHeaderValidationResponse, originValidationResponse } from "@modelcontextprotocol/server";
+import { createMiddleware } from "hono/factory";
+import { bodyLimit } from "hono/body-limit";
+import { authenticateApiKey } from "../auth/authenticate.ts";
+import type { Principal } from "../auth/principal.ts";
+import { database } from "../db/client.ts";
+import type { Env } from "../env.ts";
+import { MAX_MESSAGE_BYTES } from "../link/protocol.ts";
+import { log } from "../log.ts";
+import { GatewayErrorCode, jsonRpcErrorResponse } from "../mcp/errors.ts";
+
+export type GatewayContext = { Bindings: Env; Variables: { principal: Principal } };
+
+function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+/** 403 for a browser Origin other than the gateway's own or ALLOWED_ORIGINS; Host checked when ALLOWED_HOSTS is set. */
+export const originGuard = createMiddleware<GatewayContext>(async (c, next) => {
+  const allowedHosts = list(c.env.ALLOWED_HOSTS);
+  const hostRejection = allowedHosts.length > 0 ? hostHeaderValidationResponse(c.req.raw, allowedHosts) : undefined;
+  const rejection =
+    hostRejection ?? originValidationResponse(c.req.raw, [new URL(c.req.url).hostname, ...list(c.env.ALLOWED_ORIGINS)]);
+  if (rejection) {
+    log({ event: "request.refused", reason: hostRejection ? "host" : "origin", status: rejection.status }, "warn");
+    return rejection;
+  }
+  await next();
+});
+
+/** 413 with a JSON-RPC error for a body above the one message size limit. */
+export const mcpBodyLimit = bodyLimit({
+  maxSize: MAX_MESSAGE_BYTES,
+  onError: () =>
+    jsonRpcErrorResponse(
+      413,
+      GatewayErrorCode.TooLarge,
+      `Request body exceeds the gateway's limit of ${MAX_MESSAGE_BYTES} bytes; send a smaller message`,
+    ),
+});
+
+const refusalMessages = {
+  missing: "Authentication required: send Authorization: Bearer <API key>",
+  unknown: "The API key is not valid",
+  disabled: "The API key is disabled; ask an administrator for an enabled key",
+  expired: "The API key has expired; ask an administrator for a new key",
+} as const;
+
+/** Resolves the bearer API key into a principal, or answers 401 with a WWW-Authenticate challenge. */
+export const requireApiKey = createMiddleware<GatewayContext>(async (c, next) => {
+  const outcome = await authenticateApiKey(database(c.env.DB), c.req.header("authorization") ?? null, Date.now());
+  if (!outcome.ok) {
+    const message = refusalMessages[outcome.refusal];
+    // RFC 6750 §3: no error code when the request carried no credential at all.
+    const challenge =
+      outcome.refusal === "missing"
+        ? 'Bearer realm="mcp-gateway"'
+        : `Bearer realm="mcp-gateway", error="invalid_token", error_description="${message}"`;
+    log({ event: "auth.refused", reason: outcome.refusal, status: 401 }, "warn");
+    return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, message, { "www-authenticate": challenge });
+  }
+  c.set("principal", outcome.principal);
+  await next();
+});

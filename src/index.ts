@@ -1,0 +1,29 @@
+/**
+ * @module The Worker: the Hono app and its routes, and the Durable Object classes it exports.
+ *
+ *   /mcp      agents (Streamable HTTP MCP): origin → authenticate → body limit → MCP handler → Connector DO
+ *   /connect  connectors (WebSocket, dialled out from the customer's hosts) → Connector DO
+ *   /healthz  liveness
+ */
+import { Hono } from "hono";
+import { acceptConnector } from "./connectors/route.ts";
+import { mcpBodyLimit, originGuard, requireApiKey, type GatewayContext } from "./http/guards.ts";
+import { log } from "./log.ts";
+import { serveMcp } from "./mcp/route.ts";
+
+export { ConnectorDurableObject } from "./connectors/durable-object.ts";
+
+const app = new Hono<GatewayContext>();
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+app.all("/mcp", originGuard, requireApiKey, mcpBodyLimit, serveMcp);
+app.get("/connect", acceptConnector);
+
+app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; MCP clients use /mcp` }, 404));
+app.onError((error, c) => {
+  // A bug, not an expected failure: log it structured and answer without internals.
+  log({ event: "worker.error", path: new URL(c.req.url).pathname, detail: error.message }, "error");
+  return c.json({ error: "internal error" }, 500);
+});
+
+export default app;

@@ -1,0 +1,38 @@
+/**
+ * @module The Worker's GatewayBackend: the catalog from D1 (servers reported healthy) and relaying through the
+ * Connector Durable Object of the connector that serves each server.
+ */
+import type { Principal } from "../auth/principal.ts";
+import { availableServers } from "../connectors/server-registry.ts";
+import { UpstreamErrorCode } from "../link/errors.ts";
+import type { Database } from "../db/client.ts";
+import type { Env } from "../env.ts";
+import { buildCatalog, type AggregatedCatalog } from "./catalog.ts";
+import type { GatewayBackend } from "./gateway-server.ts";
+
+/** The Durable Object name of a connector: tenants never share one. */
+export function connectorObjectName(tenant: string, connector: string): string {
+  return `${tenant}/${connector}`;
+}
+
+export function workerBackend(env: Env, db: Database, principal: Principal): GatewayBackend {
+  // One request reads the servers table once, however many handlers ask.
+  let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string> }> | undefined;
+  const load = () =>
+    (loaded ??= availableServers(db, principal.tenant).then((servers) => ({
+      catalog: buildCatalog(servers),
+      connectorOf: new Map(servers.map((s) => [s.id, s.connectorId])),
+    })));
+
+  return {
+    catalog: async () => (await load()).catalog,
+    async relay(serverId, request, onNotification) {
+      const connector = (await load()).connectorOf.get(serverId);
+      if (!connector) {
+        return { ok: false, error: { code: UpstreamErrorCode.Unavailable, message: `server "${serverId}" is not available` } };
+      }
+      const stub = env.CONNECTOR.getByName(connectorObjectName(principal.tenant, connector));
+      return stub.call(serverId, request, onNotification);
+    },
+  };
+}

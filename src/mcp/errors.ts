@@ -1,0 +1,26 @@
+/**
+ * @module The JSON-RPC error codes an agent can see from the gateway (decision D6): stable codes, messages that
+ * say what to do. Upstream failures use the link's codes (src/link/errors.ts); the rest are here.
+ */
+import { UpstreamErrorCode } from "../link/errors.ts";
+
+export const GatewayErrorCode = {
+  ...UpstreamErrorCode,
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  /** Invalid params; also an unknown tool, prompt or resource (as the MCP specification asks). */
+  InvalidParams: -32602,
+  UnknownTarget: -32602,
+  /** No or a refused credential (HTTP 401). */
+  Unauthenticated: -32001,
+  /** The request came from a browser origin or host the gateway does not serve (HTTP 403). */
+  Forbidden: -32003,
+} as const;
+
+/** A JSON-RPC error response for failures that happen before a message is parsed (auth, origin, size). */
+export function jsonRpcErrorResponse(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * @module The MCP server agents talk to: one low-level SDK `Server` per request whose handlers list the tenant's
+ * aggregated catalog and forward calls to the server that owns each name.
+ *
+ * It depends on a {@link GatewayBackend} (catalog + relay), not on D1 or Durable Objects, so the same handlers are
+ * exercised with a real backend in workerd and end to end.
+ */
+import { ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
+import type { CallOutcome } from "../connectors/durable-object.ts";
+import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
+import type { AggregatedCatalog } from "./catalog.ts";
+import { GatewayErrorCode } from "./errors.ts";
+import { prefixOf } from "./namespacing.ts";
+import { decodeCursor, paginate } from "./pagination.ts";
+
+export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
+
+/** What the MCP handlers need from the platform. */
+export interface GatewayBackend {
+  /** The caller's tenant's catalog, built from the servers available now. */
+  catalog(): Promise<AggregatedCatalog>;
+  /** Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. */
+  relay(serverId: string, request: RelayedRequest, onNotification: (n: RelayedNotification) => void): Promise<CallOutcome>;
+}
+
+type Params = Record<string, unknown>;
+
+export function createGatewayServer(backend: GatewayBackend): Server {
+  const server = new Server(GATEWAY_INFO, {
+    capabilities: { tools: {}, resources: {}, prompts: {}, completions: {}, logging: {} },
+    instructions:
+      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway. Tool and prompt names are <server>__<name> unless a server keeps its own names.",
+  });
+
+  server.setRequestHandler("tools/list", async (request) => {
+    const catalog = await backend.catalog();
+    const page = paginate(catalog.tools.map((t) => t.definition), decodeCursor(request.params?.cursor));
+    return { tools: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
+  });
+
+  server.setRequestHandler("tools/call", async (request, ctx) => {
+    const params = request.params as Params & { name: string };
+    const catalog = await backend.catalog();
+    const route = catalog.tool(params.name);
+    if (!route) throw unknownName("tool", params.name, catalog.tools.map((t) => t.name));
+    return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx) as never;
+  });
+
+  server.setRequestHandler("prompts/list", async (request) => {
+    const catalog = await backend.catalog();
+    const page = paginate(catalog.prompts.map((p) => p.definition), decodeCursor(request.params?.cursor));
+    return { prompts: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
+  });
+
+  server.setRequestHandler("prompts/get", async (request, ctx) => {
+    const params = request.params as Params & { name: string };
+    const catalog = await backend.catalog();
+    const route = catalog.prompt(params.name);
+    if (!route) throw unknownName("prompt", params.name, catalog.prompts.map((p) => p.name));
+    return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
+  });
+
+  server.setRequestHandler("resources/list", async (request) => {
+    const catalog = await backend.catalog();
+    const page = paginate(catalog.resources.map((r) => r.definition), decodeCursor(request.params?.cursor));
+    return { resources: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
+  });
+
+  server.setRequestHandler("resources/templates/list", async (request) => {
+    const catalog = await backend.catalog();
+    const page = paginate(catalog.resourceTemplates.map((t) => t.definition), decodeCursor(request.params?.cursor));
+    return { resourceTemplates: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
+  });
+
+  server.setRequestHandler("resources/read", async (request, ctx) => {
+    const params = request.params as Params & { uri: string };
+    const catalog = await backend.catalog();
+    const serverId = catalog.resourceServer(params.uri);
+    if (!serverId) {
+      throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${clip(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
+    }
+    return relay(backend, serverId, "resources/read", params, ctx) as never;
+  });
+
+  server.setRequestHandler("completion/complete", async (request, ctx) => {
+    const params = request.params as Params & { ref: { type: string; name?: string; uri?: string } };
+    const catalog = await backend.catalog();
+    const ref = params.ref;
+    if (ref.type === "ref/prompt" && typeof ref.name === "string") {
+      const route = catalog.prompt(ref.name);
+      if (!route) throw unknownName("prompt", ref.name, catalog.prompts.map((p) => p.name));
+      return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx) as never;
+    }
+    if (ref.type === "ref/resource" && typeof ref.uri === "string") {
+      const template = catalog.resourceTemplates.find((t) => t.definition.uriTemplate === ref.uri);
+      const serverId = template?.serverId ?? catalog.resourceServer(ref.uri);
+      if (!serverId) {
+        throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${clip(ref.uri)}": no server lists it`);
+      }
+      return relay(backend, serverId, "completion/complete", params, ctx) as never;
+    }
+    throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${clip(String(ref.type))}"`);
+  });
+
+  return server;
+}
+
+/**
+ * Forwards one request and maps the outcome back: the result as the upstream sent it, or its JSON-RPC error with
+ * code and message intact. Progress is re-addressed to the agent's own progress token; without one it is dropped.
+ */
+async function relay(backend: GatewayBackend, serverId: string, method: string, params: Params, ctx: ServerContext): Promise<Params> {
+  const progressToken = ctx.mcpReq._meta?.progressToken;
+  const onNotification = (notification: RelayedNotification) => {
+    if (notification.method === "notifications/progress") {
+      if (progressToken === undefined) return;
+      void ctx.mcpReq.notify({ method: notification.method, params: { ...notification.params, progressToken } } as never).catch(() => {});
+      return;
+    }
+    if (notification.method === "notifications/message") {
+      void ctx.mcpReq.notify(notification as never).catch(() => {});
+    }
+  };
+  const outcome = await backend.relay(serverId, { method, params: upstreamParams(params) }, onNotification);
+  if (!outcome.ok) throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
+  return outcome.result;
+}
+
+/**
+ * The params an upstream receives: the agent's own, minus the agent's progress token (the connector uses its own)
+ * and the 2026-07-28 envelope keys, which describe the agent's connection to the gateway, not to the upstream.
+ */
+function upstreamParams(params: Params): Params {
+  const { _meta, ...rest } = params;
+  if (!_meta || typeof _meta !== "object") return rest;
+  const kept = Object.fromEntries(
+    Object.entries(_meta as Params).filter(([key]) => key !== "progressToken" && !key.startsWith("io.modelcontextprotocol/")),
+  );
+  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest;
+}
+
+function unknownName(kind: "tool" | "prompt", name: string, known: readonly string[]): ProtocolError {
+  const prefix = prefixOf(name);
+  const hint =
+    prefix !== undefined && !known.some((k) => prefixOf(k) === prefix)
+      ? `no available server exposes names with the prefix "${clip(prefix)}" (unknown server, or it is not connected)`
+      : `list them with ${kind}s/list`;
+  return new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": ${hint}`);
+}
+
+/** Echoed names are bounded so a hostile 1 MB name cannot inflate every error. */
+function clip(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}

@@ -1,0 +1,26 @@
+/**
+ * @module POST /mcp: Streamable HTTP termination on the MCP SDK v2. 2026-07-28 clients are served statelessly per
+ * request; 2025-era clients (initialize) by the SDK's stateless fallback on the same endpoint. GET and DELETE get
+ * 405: this endpoint holds no sessions and serves no standalone stream.
+ */
+import { createMcpHandler } from "@modelcontextprotocol/server";
+import type { Context } from "hono";
+import { database } from "../db/client.ts";
+import type { GatewayContext } from "../http/guards.ts";
+import { MAX_MESSAGE_BYTES } from "../link/protocol.ts";
+import { log } from "../log.ts";
+import { workerBackend } from "./backend.ts";
+import { createGatewayServer } from "./gateway-server.ts";
+
+export async function serveMcp(c: Context<GatewayContext>): Promise<Response> {
+  const principal = c.get("principal");
+  const backend = workerBackend(c.env, database(c.env.DB), principal);
+  // A handler per request: the factory closes over this caller's backend, so no state crosses requests or tenants.
+  const handler = createMcpHandler(() => createGatewayServer(backend), {
+    maxRequestBodySize: MAX_MESSAGE_BYTES,
+    onerror: (error) => log({ event: "mcp.error", tenant: principal.tenant, consumer: principal.consumer, detail: error.message }, "warn"),
+  });
+  return handler.fetch(c.req.raw, {
+    authInfo: { token: principal.keyId, clientId: principal.consumer, scopes: principal.roles },
+  });
+}
