@@ -56,6 +56,11 @@ interface PendingCall {
   serverId: string;
   settle: (outcome: CallOutcome) => void;
   onNotification?: NotificationSink | undefined;
+  /**
+   * Notifications are delivered one after another and the result only after the last of them: each delivery is
+   * an RPC back into the Worker, and nothing else orders them against the call's own return.
+   */
+  deliveries: Promise<unknown>;
 }
 
 export class ConnectorDurableObject extends DurableObject<Env> {
@@ -117,7 +122,7 @@ export class ConnectorDurableObject extends DurableObject<Env> {
         clearTimeout(deadline);
         resolve(outcome);
       };
-      this.pending.set(callId, { socket: replica.socket, serverId, settle, onNotification });
+      this.pending.set(callId, { socket: replica.socket, serverId, settle, onNotification, deliveries: Promise.resolve() });
       try {
         replica.socket.send(encoded.text);
       } catch {
@@ -180,18 +185,17 @@ export class ConnectorDurableObject extends DurableObject<Env> {
       case "result": {
         const call = this.pending.get(frame.callId);
         if (!call || call.socket !== socket) return; // late reply to a call that already failed or timed out
-        call.settle("error" in frame ? { ok: false, error: frame.error } : { ok: true, result: frame.result });
+        const outcome: CallOutcome = "error" in frame ? { ok: false, error: frame.error } : { ok: true, result: frame.result };
+        void call.deliveries.then(() => call.settle(outcome));
         return;
       }
       case "notification": {
         const call = this.pending.get(frame.callId);
-        if (!call || call.socket !== socket || !call.onNotification) return;
-        try {
-          // Fire and forget: a slow agent must not stall every other call on this connector.
-          void Promise.resolve(call.onNotification(frame.message)).catch(() => {});
-        } catch {
-          // The agent's side of the call is gone; its result will be dropped the same way.
-        }
+        const sink = call?.onNotification;
+        if (!call || call.socket !== socket || !sink) return;
+        // Chained per call, never awaited here: a slow agent delays only its own call, not the connector's others.
+        // A failed delivery (the agent went away) is dropped; its result will be dropped the same way.
+        call.deliveries = call.deliveries.then(() => sink(frame.message)).catch(() => {});
         return;
       }
       case "ping":

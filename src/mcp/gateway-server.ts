@@ -20,7 +20,7 @@ export interface GatewayBackend {
   /** The caller's tenant's catalog, built from the servers available now. */
   catalog(): Promise<AggregatedCatalog>;
   /** Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. */
-  relay(serverId: string, request: RelayedRequest, onNotification: (n: RelayedNotification) => void): Promise<CallOutcome>;
+  relay(serverId: string, request: RelayedRequest, onNotification: (n: RelayedNotification) => Promise<void>): Promise<CallOutcome>;
 }
 
 type Params = Record<string, unknown>;
@@ -111,14 +111,13 @@ export function createGatewayServer(backend: GatewayBackend): Server {
  */
 async function relay(backend: GatewayBackend, serverId: string, method: string, params: Params, ctx: ServerContext): Promise<Params> {
   const progressToken = ctx.mcpReq._meta?.progressToken;
-  const onNotification = (notification: RelayedNotification) => {
+  // Returns the send's promise so the relay can deliver the result only after every notification went out.
+  const onNotification = async (notification: RelayedNotification): Promise<void> => {
     if (notification.method === "notifications/progress") {
       if (progressToken === undefined) return;
-      void ctx.mcpReq.notify({ method: notification.method, params: { ...notification.params, progressToken } } as never).catch(() => {});
-      return;
-    }
-    if (notification.method === "notifications/message") {
-      void ctx.mcpReq.notify(notification as never).catch(() => {});
+      await ctx.mcpReq.notify({ method: notification.method, params: { ...notification.params, progressToken } } as never);
+    } else if (notification.method === "notifications/message") {
+      await ctx.mcpReq.notify(notification as never);
     }
   };
   const outcome = await backend.relay(serverId, { method, params: upstreamParams(params) }, onNotification);

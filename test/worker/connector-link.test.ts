@@ -1,0 +1,228 @@
+/**
+ * The link inside workerd: a connector played over a real WebSocket into the real Connector Durable Object,
+ * with the aggregated catalog, relaying, progress streaming, socket loss, eviction and bad frames.
+ */
+import { evictDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES } from "../../src/link/protocol.ts";
+import { connectorObjectName } from "../../src/mcp/backend.ts";
+import { echoServer, FakeConnector, mcpPost, rpcMessages, seedTenant } from "./fixtures.ts";
+
+const list = (method: string) => ({ jsonrpc: "2.0", id: 1, method, params: {} });
+const callTool = (name: string, args: Record<string, unknown> = {}, meta?: Record<string, unknown>) => ({
+  jsonrpc: "2.0",
+  id: 7,
+  method: "tools/call",
+  params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) },
+});
+
+async function connected(servers = [echoServer("crm")]) {
+  const seeded = await seedTenant();
+  const connector = await FakeConnector.connect(seeded.connectorToken);
+  await connector.hello(servers);
+  return { ...seeded, connector };
+}
+
+describe("connector authentication", () => {
+  it("refuses /connect without a valid connector token", async () => {
+    const { apiKey } = await seedTenant();
+    await expect(FakeConnector.connect("gwc_wrong")).rejects.toThrow(/401/);
+    // An agent's API key is not a connector token.
+    await expect(FakeConnector.connect(apiKey)).rejects.toThrow(/401/);
+  });
+});
+
+describe("aggregation", () => {
+  it("lists the connector's tools, prompts, resources and templates, namespaced by server", async () => {
+    const { apiKey } = await connected([echoServer("crm"), echoServer("docs", { prefix: "kb" })]);
+    const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
+    expect(tools?.result.tools.map((t: { name: string }) => t.name).sort()).toEqual(["crm__echo", "kb__echo"]);
+    const [prompts] = await rpcMessages(await mcpPost(list("prompts/list"), apiKey));
+    expect(prompts?.result.prompts.map((p: { name: string }) => p.name).sort()).toEqual(["crm__greet", "kb__greet"]);
+    const [resources] = await rpcMessages(await mcpPost(list("resources/list"), apiKey));
+    expect(resources?.result.resources.map((r: { uri: string }) => r.uri).sort()).toEqual(["crm://readme", "docs://readme"]);
+    const [templates] = await rpcMessages(await mcpPost(list("resources/templates/list"), apiKey));
+    expect(templates?.result.resourceTemplates).toHaveLength(2);
+  });
+
+  it("withholds the newer server's clashing bare name and records why", async () => {
+    const { apiKey, tenant, connector } = await connected([echoServer("first", { prefix: "" })]);
+    await connector.send({ type: "status", server: echoServer("second", { prefix: "" }) });
+    await expect.poll(async () => (await env.DB.prepare("SELECT conflicts FROM servers WHERE tenant_id = ? AND id = 'second'").bind(tenant).first("conflicts")) as string | null).toMatch(
+      /tool "echo" \(kept by server "first"\)/,
+    );
+    const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
+    expect(tools?.result.tools.map((t: { name: string }) => t.name)).toEqual(["echo"]);
+  });
+
+  it("paginates long lists with an opaque cursor and refuses a forged one", async () => {
+    const many = echoServer("big");
+    many.catalog.tools = Array.from({ length: 250 }, (_, i) => ({ name: `tool_${i}`, inputSchema: { type: "object" } }));
+    const { apiKey } = await connected([many]);
+    const names: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const [page] = await rpcMessages(await mcpPost({ ...list("tools/list"), params: cursor ? { cursor } : {} }, apiKey));
+      names.push(...page?.result.tools.map((t: { name: string }) => t.name));
+      cursor = page?.result.nextCursor;
+    } while (cursor);
+    expect(names).toHaveLength(250);
+    expect(new Set(names).size).toBe(250);
+    const [forged] = await rpcMessages(await mcpPost({ ...list("tools/list"), params: { cursor: "not-a-cursor" } }, apiKey));
+    expect(forged?.error.code).toBe(-32602);
+  });
+
+  it("tenants never see each other's servers", async () => {
+    await connected([echoServer("secret")]);
+    const other = await seedTenant();
+    const [tools] = await rpcMessages(await mcpPost(list("tools/list"), other.apiKey));
+    expect(tools?.result.tools).toEqual([]);
+  });
+});
+
+describe("relaying", () => {
+  it("forwards a tools/call with the upstream name and returns the upstream's result", async () => {
+    const { apiKey, connector } = await connected();
+    const pending = mcpPost(callTool("crm__echo", { text: "hi" }), apiKey);
+    const rpc = await connector.next("rpc");
+    expect(rpc.serverId).toBe("crm");
+    expect(rpc.request).toEqual({ method: "tools/call", params: { name: "echo", arguments: { text: "hi" } } });
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [{ type: "text", text: "hi" }] } });
+    const [message] = await rpcMessages(await pending);
+    expect(message?.result.content[0].text).toBe("hi");
+  });
+
+  it("streams progress to the agent's own progress token as SSE before the result", async () => {
+    const { apiKey, connector } = await connected();
+    const pending = mcpPost(callTool("crm__echo", {}, { progressToken: "agent-token" }), apiKey);
+    const rpc = await connector.next("rpc");
+    expect(JSON.stringify(rpc.request)).not.toContain("agent-token");
+    for (const progress of [1, 2, 3]) {
+      connector.send({ type: "notification", callId: rpc.callId, message: { method: "notifications/progress", params: { progress, total: 3 } } });
+    }
+    connector.send({ type: "notification", callId: rpc.callId, message: { method: "notifications/message", params: { level: "info", data: "working" } } });
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [] } });
+    const response = await pending;
+    expect(response.headers.get("content-type")).toContain("text/event-stream");
+    const messages = await rpcMessages(response);
+    const progress = messages.filter((m) => m.method === "notifications/progress");
+    expect(progress.map((m) => m.params.progress)).toEqual([1, 2, 3]);
+    expect(progress.every((m) => m.params.progressToken === "agent-token")).toBe(true);
+    expect(messages.some((m) => m.method === "notifications/message")).toBe(true);
+    expect(messages.at(-1)?.result).toEqual({ content: [] });
+  });
+
+  it("passes an upstream JSON-RPC error through with its code", async () => {
+    const { apiKey, connector } = await connected();
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    connector.send({ type: "result", callId: rpc.callId, error: { code: -32092, message: 'server "crm" crashed during the call' } });
+    const [message] = await rpcMessages(await pending);
+    expect(message?.error).toMatchObject({ code: -32092, message: expect.stringMatching(/crashed/) });
+  });
+
+  it("names an unknown tool and an unknown server prefix in the error", async () => {
+    const { apiKey } = await connected();
+    const [tool] = await rpcMessages(await mcpPost(callTool("crm__nope"), apiKey));
+    expect(tool?.error.code).toBe(-32602);
+    expect(tool?.error.message).toContain('Unknown tool "crm__nope"');
+    const [server] = await rpcMessages(await mcpPost(callTool("ghost__echo"), apiKey));
+    expect(server?.error.message).toMatch(/prefix "ghost"/);
+  });
+
+  it("routes resources/read by URI, prompts/get and completion by exposed name", async () => {
+    const { apiKey, connector } = await connected([echoServer("crm"), echoServer("docs")]);
+    const read = mcpPost({ jsonrpc: "2.0", id: 3, method: "resources/read", params: { uri: "docs://items/42" } }, apiKey);
+    const readRpc = await connector.next("rpc");
+    expect(readRpc.serverId).toBe("docs");
+    connector.send({ type: "result", callId: readRpc.callId, result: { contents: [{ uri: "docs://items/42", text: "42" }] } });
+    expect((await rpcMessages(await read))[0]?.result.contents[0].text).toBe("42");
+
+    const prompt = mcpPost({ jsonrpc: "2.0", id: 4, method: "prompts/get", params: { name: "crm__greet", arguments: { who: "x" } } }, apiKey);
+    const promptRpc = await connector.next("rpc");
+    expect(promptRpc).toMatchObject({ serverId: "crm", request: { method: "prompts/get", params: { name: "greet" } } });
+    connector.send({ type: "result", callId: promptRpc.callId, result: { messages: [] } });
+    expect((await rpcMessages(await prompt))[0]?.result.messages).toEqual([]);
+
+    const complete = mcpPost(
+      { jsonrpc: "2.0", id: 5, method: "completion/complete", params: { ref: { type: "ref/prompt", name: "docs__greet" }, argument: { name: "who", value: "a" } } },
+      apiKey,
+    );
+    const completeRpc = await connector.next("rpc");
+    expect(completeRpc).toMatchObject({ serverId: "docs", request: { params: { ref: { name: "greet" } } } });
+    connector.send({ type: "result", callId: completeRpc.callId, result: { completion: { values: ["alice"] } } });
+    expect((await rpcMessages(await complete))[0]?.result.completion.values).toEqual(["alice"]);
+  });
+});
+
+describe("failure", () => {
+  it("fails a pending call at once when the connector's socket closes", async () => {
+    const { apiKey, connector } = await connected();
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    await connector.next("rpc");
+    connector.socket.close(1001, "going away");
+    const [message] = await rpcMessages(await pending);
+    expect(message?.error.code).toBe(-32091);
+    expect(message?.error.message).toMatch(/disconnected during the call/);
+  });
+
+  it("marks the servers disconnected when the last replica leaves, and fails calls fast", async () => {
+    const { apiKey, connector, tenant } = await connected();
+    connector.socket.close(1000, "bye");
+    await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ?").bind(tenant).first("status")).toBe("disconnected");
+    const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
+    expect(tools?.result.tools).toEqual([]);
+  });
+
+  it("sends calls to a replica that has the server healthy", async () => {
+    const { apiKey, connector, connectorToken } = await connected([echoServer("crm", { health: "unhealthy", detail: "crash loop" })]);
+    const healthy = await FakeConnector.connect(connectorToken);
+    await healthy.hello([echoServer("crm")], "replica-2");
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await healthy.next("rpc");
+    healthy.send({ type: "result", callId: rpc.callId, result: { content: [] } });
+    expect((await rpcMessages(await pending))[0]?.result).toEqual({ content: [] });
+    expect(connector.frames.filter((f) => f.type === "rpc")).toEqual([]);
+  });
+
+  it("keeps serving after the Durable Object is evicted: hibernated sockets survive", async () => {
+    const { apiKey, connector, tenant } = await connected();
+    await evictDurableObject(env.CONNECTOR.getByName(connectorObjectName(tenant, "local")));
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [{ type: "text", text: "after eviction" }] } });
+    expect((await rpcMessages(await pending))[0]?.result.content[0].text).toBe("after eviction");
+  });
+
+  it("answers invalid and oversized frames with an error frame and keeps the socket", async () => {
+    const { apiKey, connector } = await connected();
+    connector.send("{not json");
+    expect((await connector.next("error")).code).toBe("invalid_frame");
+    connector.send({ type: "result", callId: "x" });
+    expect((await connector.next("error")).message).toMatch(/invalid frame/);
+    connector.send(JSON.stringify({ type: "ping", pad: "x".repeat(MAX_FRAME_BYTES) }));
+    expect((await connector.next("error")).code).toBe("frame_too_large");
+    // Still attached and serving.
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [] } });
+    expect((await rpcMessages(await pending))[0]?.result).toEqual({ content: [] });
+  });
+
+  it("fails a call whose reply frame is invalid instead of leaving it hanging", async () => {
+    const { apiKey, connector } = await connected();
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    connector.send({ type: "result", callId: rpc.callId, result: "not an object" });
+    const [message] = await rpcMessages(await pending);
+    expect(message?.error.message).toMatch(/invalid reply/);
+  });
+
+  it("refuses a hello with another link protocol version", async () => {
+    const { connectorToken } = await seedTenant();
+    const connector = await FakeConnector.connect(connectorToken);
+    connector.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION + 1, connectorVersion: "x", replicaId: "r", servers: [] });
+    expect((await connector.next("error")).code).toBe("unsupported_protocol");
+  });
+});

@@ -1,0 +1,16 @@
+/// <reference types="@cloudflare/vitest-plugin/types" />
+// Types for tests inside workerd: the Worker's bindings on `env`, its default export on `exports`.
+import type { D1Migration } from "cloudflare:test";
+import type { Env as GatewayEnv } from "../../src/env.ts";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends GatewayEnv {
+      TEST_MIGRATIONS: D1Migration[];
+    }
+    interface GlobalProps {
+      mainModule: typeof import("../../src/index.ts");
+      durableNamespaces: "ConnectorDurableObject";
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Fixtures for tests inside workerd: seed a tenant, keys and a connector in the real local D1, talk to the Worker
+ * through its real fetch handler, and play a connector over a real WebSocket into the Connector Durable Object.
+ */
+import { exports, env } from "cloudflare:workers";
+import { sha256Hex } from "../../src/auth/secrets.ts";
+import { seedStatements } from "../../src/config/seed.ts";
+import { gatewayConfigSchema } from "../../src/config/schema.ts";
+import {
+  edgeFrameSchema,
+  LINK_PROTOCOL_VERSION,
+  parseFrame,
+  type EdgeFrame,
+  type ServerReport,
+} from "../../src/link/protocol.ts";
+
+export const BASE = "https://gateway.test";
+
+let counter = 0;
+/** A fresh tenant per test, so tests in one file never see each other's servers. */
+export async function seedTenant(options: { keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string }[] } = {}) {
+  const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
+  const apiKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
+  const connectorToken = `gwc_${crypto.randomUUID().replace(/-/g, "")}`;
+  const keys = options.keys ?? [{ id: "key-1", key: apiKey }];
+  const config = gatewayConfigSchema.parse({
+    tenant,
+    auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })) },
+  });
+  const sql = await seedStatements(config, { id: "local", name: "local", tokenHash: await sha256Hex(connectorToken) });
+  for (const statement of sql.trim().split("\n")) await env.DB.prepare(statement).run();
+  return { tenant, apiKey, connectorToken };
+}
+
+export function mcpPost(body: unknown, apiKey: string | undefined, headers: Record<string, string> = {}): Promise<Response> {
+  return exports.default.fetch(
+    new Request(`${BASE}/mcp`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+        ...headers,
+      },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    }),
+  );
+}
+
+/** The JSON-RPC messages of a response, whether it came as JSON or as an SSE stream. */
+export async function rpcMessages(response: Response): Promise<Record<string, any>[]> {
+  const text = await response.text();
+  if ((response.headers.get("content-type") ?? "").includes("text/event-stream")) {
+    return text
+      .split("\n")
+      .filter((line) => line.startsWith("data: "))
+      .map((line) => JSON.parse(line.slice(6)));
+  }
+  return [JSON.parse(text)];
+}
+
+export const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 0,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "worker-test", version: "1" } },
+};
+
+/** A connector played by the test: a real WebSocket into /connect. */
+export class FakeConnector {
+  readonly frames: EdgeFrame[] = [];
+  private waiters: { match: (f: EdgeFrame) => boolean; resolve: (f: EdgeFrame) => void }[] = [];
+  readonly socket: WebSocket;
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    socket.addEventListener("message", (event) => {
+      const parsed = parseFrame(edgeFrameSchema, event.data as string);
+      if (!parsed.ok) throw new Error(`edge sent an invalid frame: ${parsed.error.message}`);
+      this.frames.push(parsed.frame);
+      this.waiters = this.waiters.filter((w) => (w.match(parsed.frame) ? (w.resolve(parsed.frame), false) : true));
+    });
+  }
+
+  static async connect(token: string): Promise<FakeConnector> {
+    const response = await exports.default.fetch(
+      new Request(`${BASE}/connect`, { headers: { upgrade: "websocket", authorization: `Bearer ${token}` } }),
+    );
+    if (response.status !== 101 || !response.webSocket) throw new Error(`connect failed: ${response.status}`);
+    response.webSocket.accept();
+    return new FakeConnector(response.webSocket);
+  }
+
+  send(frame: unknown): void {
+    this.socket.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  next<T extends EdgeFrame["type"]>(type: T, match: (f: Extract<EdgeFrame, { type: T }>) => boolean = () => true) {
+    const seen = this.frames.find((f) => f.type === type && match(f as never));
+    if (seen) {
+      this.frames.splice(this.frames.indexOf(seen), 1);
+      return Promise.resolve(seen as Extract<EdgeFrame, { type: T }>);
+    }
+    return new Promise<Extract<EdgeFrame, { type: T }>>((resolve) => {
+      this.waiters.push({
+        match: (f) => f.type === type && match(f as never),
+        resolve: (f) => {
+          this.frames.splice(this.frames.indexOf(f), 1);
+          resolve(f as never);
+        },
+      });
+    });
+  }
+
+  async hello(servers: ServerReport[], replicaId = "replica-1"): Promise<void> {
+    this.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION, connectorVersion: "test", replicaId, servers });
+    await this.next("welcome");
+  }
+}
+
+export function echoServer(id: string, extra: Partial<ServerReport> = {}): ServerReport {
+  return {
+    id,
+    name: `${id} server`,
+    health: "healthy",
+    catalog: {
+      tools: [{ name: "echo", description: "Echoes its input", inputSchema: { type: "object", properties: { text: { type: "string" } } } }],
+      resources: [{ uri: `${id}://readme`, name: "readme" }],
+      resourceTemplates: [{ uriTemplate: `${id}://items/{item}`, name: "item" }],
+      prompts: [{ name: "greet", arguments: [{ name: "who" }] }],
+    },
+    ...extra,
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * /mcp at the HTTP boundary, inside workerd with the real local D1: authentication, Origin, body limit, methods.
+ */
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { MAX_MESSAGE_BYTES } from "../../src/link/protocol.ts";
+import { BASE, INITIALIZE, mcpPost, rpcMessages, seedTenant } from "./fixtures.ts";
+
+describe("authentication", () => {
+  it("answers 401 with a Bearer challenge when no key is sent", async () => {
+    await seedTenant();
+    const response = await mcpPost(INITIALIZE, undefined);
+    expect(response.status).toBe(401);
+    expect(response.headers.get("www-authenticate")).toBe('Bearer realm="mcp-gateway"');
+    const [message] = await rpcMessages(response);
+    expect(message?.error.code).toBe(-32001);
+  });
+
+  it("refuses an unknown key with invalid_token", async () => {
+    await seedTenant();
+    const response = await mcpPost(INITIALIZE, "gw_not-a-real-key-000000000000");
+    expect(response.status).toBe(401);
+    expect(response.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  it("refuses a disabled key and an expired key, each saying why", async () => {
+    const { tenant } = await seedTenant({
+      keys: [
+        { id: "off", key: "gw_disabled_key_0123456789abcdef", enabled: false },
+        { id: "old", key: "gw_expired_key_0123456789abcdef", expiresAt: "2020-01-01T00:00:00Z" },
+      ],
+    });
+    expect(tenant).toBeTruthy();
+    const disabled = await mcpPost(INITIALIZE, "gw_disabled_key_0123456789abcdef");
+    expect(disabled.status).toBe(401);
+    expect((await rpcMessages(disabled))[0]?.error.message).toMatch(/disabled/);
+    const expired = await mcpPost(INITIALIZE, "gw_expired_key_0123456789abcdef");
+    expect(expired.status).toBe(401);
+    expect((await rpcMessages(expired))[0]?.error.message).toMatch(/expired/);
+  });
+
+  it("accepts a valid key and initializes a 2025-era client", async () => {
+    const { apiKey } = await seedTenant();
+    const response = await mcpPost(INITIALIZE, apiKey);
+    expect(response.status).toBe(200);
+    const [message] = await rpcMessages(response);
+    expect(message?.result.serverInfo.name).toBe("mcp-gateway");
+    expect(message?.result.protocolVersion).toBe("2025-11-25");
+  });
+
+  it("stores only digests: no key or token appears in any D1 row", async () => {
+    const { apiKey, connectorToken } = await seedTenant();
+    const dump = JSON.stringify([
+      await env.DB.prepare("SELECT * FROM api_keys").all(),
+      await env.DB.prepare("SELECT * FROM connectors").all(),
+    ]);
+    expect(dump).not.toContain(apiKey);
+    expect(dump).not.toContain(connectorToken);
+  });
+});
+
+describe("request guards", () => {
+  it("answers 403 for a foreign browser Origin and serves the gateway's own origin", async () => {
+    const { apiKey } = await seedTenant();
+    const foreign = await mcpPost(INITIALIZE, apiKey, { origin: "https://evil.example" });
+    expect(foreign.status).toBe(403);
+    const own = await mcpPost(INITIALIZE, apiKey, { origin: BASE });
+    expect(own.status).toBe(200);
+  });
+
+  it("refuses a body above the limit with 413 and a JSON-RPC error, before any handler runs", async () => {
+    const { apiKey } = await seedTenant();
+    const huge = JSON.stringify({ ...INITIALIZE, params: { ...INITIALIZE.params, padding: "x".repeat(MAX_MESSAGE_BYTES) } });
+    const response = await mcpPost(huge, apiKey);
+    expect(response.status).toBe(413);
+    const [message] = await rpcMessages(response);
+    expect(message?.error.message).toMatch(/exceeds the gateway's limit/);
+  });
+
+  it("answers malformed JSON with a parse error, not a 500", async () => {
+    const { apiKey } = await seedTenant();
+    const response = await mcpPost("{not json", apiKey);
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect(response.status).toBeLessThan(500);
+    const [message] = await rpcMessages(response);
+    expect(message?.error.code).toBe(-32700);
+  });
+
+  it("answers GET with 405: no standalone stream is served", async () => {
+    const { apiKey } = await seedTenant();
+    const response = await exports.default.fetch(
+      new Request(`${BASE}/mcp`, { headers: { authorization: `Bearer ${apiKey}`, accept: "text/event-stream" } }),
+    );
+    expect(response.status).toBe(405);
+  });
+});
