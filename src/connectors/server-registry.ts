@@ -12,21 +12,42 @@ export interface AvailableServer extends CatalogServer {
   connectorId: string;
 }
 
-/** Servers that are enabled and reported healthy, for the tenant's catalog. */
-export async function availableServers(db: Database, tenant: string): Promise<AvailableServer[]> {
+/** A server the tenant has that cannot take calls now, and why. */
+export interface UnavailableServer {
+  id: string;
+  prefix?: string | undefined;
+  status: string;
+  detail?: string | undefined;
+}
+
+/** The tenant's enabled servers: those reported healthy (its catalog) and the others (to explain a failed call). */
+export async function tenantServers(db: Database, tenant: string): Promise<{ available: AvailableServer[]; unavailable: UnavailableServer[] }> {
   const rows = await db
     .select()
     .from(servers)
-    .where(and(eq(servers.tenantId, tenant), eq(servers.enabled, true), eq(servers.status, "healthy")))
+    .where(and(eq(servers.tenantId, tenant), eq(servers.enabled, true)))
     .all();
-  return rows.map((row) => ({
+  const available = rows.filter((row) => row.status === "healthy").map(toAvailable);
+  const unavailable = rows
+    .filter((row) => row.status !== "healthy")
+    .map((row) => ({ id: row.id, prefix: row.prefix ?? undefined, status: row.status, detail: row.statusDetail ?? undefined }));
+  return { available, unavailable };
+}
+
+/** Servers that are enabled and reported healthy, for the tenant's catalog. */
+export async function availableServers(db: Database, tenant: string): Promise<AvailableServer[]> {
+  return (await tenantServers(db, tenant)).available;
+}
+
+function toAvailable(row: typeof servers.$inferSelect): AvailableServer {
+  return {
     id: row.id,
     name: row.name,
     prefix: row.prefix ?? undefined,
     registeredAt: row.registeredAt,
     catalog: row.catalog as ServerCatalog,
     connectorId: row.connectorId,
-  }));
+  };
 }
 
 export interface SyncOutcome {

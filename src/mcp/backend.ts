@@ -3,7 +3,7 @@
  * Connector Durable Object of the connector that serves each server.
  */
 import type { Principal } from "../auth/principal.ts";
-import { availableServers } from "../connectors/server-registry.ts";
+import { tenantServers, type UnavailableServer } from "../connectors/server-registry.ts";
 import { UpstreamErrorCode } from "../link/errors.ts";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
@@ -17,15 +17,17 @@ export function connectorObjectName(tenant: string, connector: string): string {
 
 export function workerBackend(env: Env, db: Database, principal: Principal): GatewayBackend {
   // One request reads the servers table once, however many handlers ask.
-  let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string> }> | undefined;
+  let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string>; unavailable: UnavailableServer[] }> | undefined;
   const load = () =>
-    (loaded ??= availableServers(db, principal.tenant).then((servers) => ({
-      catalog: buildCatalog(servers),
-      connectorOf: new Map(servers.map((s) => [s.id, s.connectorId])),
+    (loaded ??= tenantServers(db, principal.tenant).then(({ available, unavailable }) => ({
+      catalog: buildCatalog(available),
+      connectorOf: new Map(available.map((s) => [s.id, s.connectorId])),
+      unavailable,
     })));
 
   return {
     catalog: async () => (await load()).catalog,
+    unavailableServers: async () => (await load()).unavailable,
     async relay(serverId, request, onNotification) {
       const connector = (await load()).connectorOf.get(serverId);
       if (!connector) {

@@ -7,10 +7,11 @@
  */
 import { ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
 import type { CallOutcome } from "../connectors/durable-object.ts";
+import type { UnavailableServer } from "../connectors/server-registry.ts";
 import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
 import type { AggregatedCatalog } from "./catalog.ts";
 import { GatewayErrorCode } from "./errors.ts";
-import { prefixOf } from "./namespacing.ts";
+import { exposedPrefix, prefixOf } from "./namespacing.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
 export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
@@ -19,6 +20,8 @@ export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
 export interface GatewayBackend {
   /** The caller's tenant's catalog, built from the servers available now. */
   catalog(): Promise<AggregatedCatalog>;
+  /** The tenant's servers that exist but cannot take calls now (disconnected, unhealthy), to explain a failure. */
+  unavailableServers(): Promise<UnavailableServer[]>;
   /** Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. */
   relay(serverId: string, request: RelayedRequest, onNotification: (n: RelayedNotification) => Promise<void>): Promise<CallOutcome>;
 }
@@ -42,7 +45,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     const params = request.params as Params & { name: string };
     const catalog = await backend.catalog();
     const route = catalog.tool(params.name);
-    if (!route) throw unknownName("tool", params.name, catalog.tools.map((t) => t.name));
+    if (!route) throw await unknownName(backend, "tool", params.name, catalog.tools.map((t) => t.name));
     return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
@@ -56,7 +59,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     const params = request.params as Params & { name: string };
     const catalog = await backend.catalog();
     const route = catalog.prompt(params.name);
-    if (!route) throw unknownName("prompt", params.name, catalog.prompts.map((p) => p.name));
+    if (!route) throw await unknownName(backend, "prompt", params.name, catalog.prompts.map((p) => p.name));
     return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
@@ -88,7 +91,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     const ref = params.ref;
     if (ref.type === "ref/prompt" && typeof ref.name === "string") {
       const route = catalog.prompt(ref.name);
-      if (!route) throw unknownName("prompt", ref.name, catalog.prompts.map((p) => p.name));
+      if (!route) throw await unknownName(backend, "prompt", ref.name, catalog.prompts.map((p) => p.name));
       return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx) as never;
     }
     if (ref.type === "ref/resource" && typeof ref.uri === "string") {
@@ -138,13 +141,21 @@ function upstreamParams(params: Params): Params {
   return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest;
 }
 
-function unknownName(kind: "tool" | "prompt", name: string, known: readonly string[]): ProtocolError {
+/**
+ * The error for a name no available server exposes: Unavailable when it belongs to a server the tenant has that is
+ * down right now (so the agent knows to retry), else Unknown with a hint.
+ */
+async function unknownName(backend: GatewayBackend, kind: "tool" | "prompt", name: string, known: readonly string[]): Promise<ProtocolError> {
   const prefix = prefixOf(name);
-  const hint =
-    prefix !== undefined && !known.some((k) => prefixOf(k) === prefix)
-      ? `no available server exposes names with the prefix "${clip(prefix)}" (unknown server, or it is not connected)`
-      : `list them with ${kind}s/list`;
-  return new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": ${hint}`);
+  if (prefix !== undefined && !known.some((k) => prefixOf(k) === prefix)) {
+    const down = (await backend.unavailableServers()).find((s) => exposedPrefix(s) === prefix);
+    if (down) {
+      const why = down.detail ? `${down.status}: ${down.detail}` : down.status;
+      return new ProtocolError(GatewayErrorCode.Unavailable, `Server "${down.id}" is not available right now (${clip(why)}); retry shortly`);
+    }
+    return new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": no server of yours exposes names with the prefix "${clip(prefix)}"`);
+  }
+  return new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": list them with ${kind}s/list`);
 }
 
 /** Echoed names are bounded so a hostile 1 MB name cannot inflate every error. */

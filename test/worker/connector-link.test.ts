@@ -128,6 +128,7 @@ describe("relaying", () => {
     expect(tool?.error.code).toBe(-32602);
     expect(tool?.error.message).toContain('Unknown tool "crm__nope"');
     const [server] = await rpcMessages(await mcpPost(callTool("ghost__echo"), apiKey));
+    expect(server?.error.code).toBe(-32602);
     expect(server?.error.message).toMatch(/prefix "ghost"/);
   });
 
@@ -173,6 +174,9 @@ describe("failure", () => {
     await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ?").bind(tenant).first("status")).toBe("disconnected");
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
     expect(tools?.result.tools).toEqual([]);
+    const [call] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
+    expect(call?.error.code).toBe(-32091);
+    expect(call?.error.message).toMatch(/Server "crm" is not available right now \(disconnected: connector "local" is not connected/);
   });
 
   it("sends calls to a replica that has the server healthy", async () => {

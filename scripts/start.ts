@@ -1,0 +1,123 @@
+/**
+ * `npm start`: the whole local stack on one machine.
+ *
+ *   1. gateway.yaml: used when present, else created from gateway.example.yaml with a fresh demo API key, which is
+ *      printed once and stored only as its SHA-256 digest.
+ *   2. Local D1: migrations applied, the file's tenant and keys seeded, and a fresh connector token registered
+ *      (hashed) for this run; the token itself goes to the connector through its environment only.
+ *   3. `wrangler dev` (workerd, local D1 and Durable Objects) on 127.0.0.1:$PORT (default 8787).
+ *   4. The connector, running the file's servers and dialling out to the gateway.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../src/auth/secrets.ts";
+import { parseGatewayConfig } from "../src/config/schema.ts";
+import { applyMigrations, PROJECT_ROOT, seedDatabase } from "./local-gateway.ts";
+
+const port = Number(process.env.PORT ?? 8787);
+const configPath = join(PROJECT_ROOT, "gateway.yaml");
+const gatewayUrl = `http://127.0.0.1:${port}`;
+const children: ChildProcess[] = [];
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function ensureConfig(): Promise<string | undefined> {
+  if (existsSync(configPath)) return undefined;
+  const key = generateSecret(API_KEY_PREFIX);
+  const example = readFileSync(join(PROJECT_ROOT, "gateway.example.yaml"), "utf8");
+  writeFileSync(configPath, example.replace("__DEMO_KEY_HASH__", await sha256Hex(key)), { mode: 0o600 });
+  return key;
+}
+
+async function waitForGateway(wrangler: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (wrangler.exitCode !== null) throw new Error(`wrangler dev exited with code ${wrangler.exitCode}`);
+    try {
+      if ((await fetch(`${gatewayUrl}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`the gateway did not answer on ${gatewayUrl} within 60 s`);
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(command, args, { cwd: PROJECT_ROOT, env, stdio: ["ignore", "inherit", "inherit"] });
+  children.push(child);
+  return child;
+}
+
+function stopAll(signal: NodeJS.Signals): void {
+  for (const child of children) if (child.exitCode === null) child.kill(signal);
+}
+
+async function main(): Promise<void> {
+  const newKey = await ensureConfig();
+  const parsed = parseGatewayConfig(readFileSync(configPath, "utf8"));
+  if (!parsed.ok) {
+    process.stderr.write(`gateway.yaml is not valid:\n${parsed.errors.map((e) => `  - ${e}`).join("\n")}\n`);
+    process.exit(2);
+  }
+  const config = parsed.config;
+
+  say("mcp-gateway: applying D1 migrations and seeding the local database…");
+  await applyMigrations();
+  const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);
+  await seedDatabase(config, { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) });
+
+  const wrangler = run(
+    process.execPath,
+    [join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js"), "dev", "--ip", "127.0.0.1", "--port", String(port),
+      "--var", "ALLOWED_HOSTS:localhost,127.0.0.1", "--show-interactive-dev-session=false"],
+    { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  );
+  await waitForGateway(wrangler);
+
+  const connector = run(process.execPath, [join(PROJECT_ROOT, "connector/main.ts"), "--config", configPath, "--url", gatewayUrl], {
+    ...process.env,
+    MCP_GATEWAY_CONNECTOR_TOKEN: connectorToken,
+  });
+
+  say("");
+  say(`mcp-gateway is running. MCP endpoint: ${gatewayUrl}/mcp  (tenant "${config.tenant}", ${config.servers.length} server(s))`);
+  if (newKey) {
+    say("Your demo API key (shown once; gateway.yaml keeps only its SHA-256 digest):");
+    say(newKey);
+  } else {
+    say("Using the existing gateway.yaml; its API keys were shown when they were created (delete gateway.yaml for a new demo key).");
+  }
+  say(`Try: npx @modelcontextprotocol/inspector --cli ${gatewayUrl}/mcp --header "Authorization: Bearer <key>" --method tools/list`);
+  say("Ctrl-C stops everything.");
+  say("");
+
+  for (const child of [wrangler, connector]) {
+    child.on("exit", (code) => {
+      if (shuttingDown) return;
+      process.stderr.write(`mcp-gateway: a process exited (code ${code}); stopping the stack\n`);
+      shutdown("SIGTERM");
+    });
+  }
+}
+
+let shuttingDown = false;
+function shutdown(signal: NodeJS.Signals): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  stopAll(signal === "SIGINT" ? "SIGTERM" : signal);
+  // The connector drains in-flight calls (up to its grace period) before it exits.
+  setTimeout(() => process.exit(0), 12_000).unref();
+  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.on("exit", r)) : undefined))).then(() => process.exit(0));
+}
+process.on("SIGINT", () => shutdown("SIGINT"));
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+
+main().catch((error: unknown) => {
+  process.stderr.write(`mcp-gateway: ${error instanceof Error ? error.message : String(error)}\n`);
+  stopAll("SIGTERM");
+  process.exit(1);
+});

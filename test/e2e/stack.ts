@@ -1,0 +1,151 @@
+/**
+ * The real local stack for end-to-end tests: the Worker on workerd (wrangler's unstable_startWorker, local D1 and
+ * Durable Objects in a temporary directory), the connector CLI as its own process, and real MCP servers from npm.
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { unstable_startWorker } from "wrangler";
+import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../../src/auth/secrets.ts";
+import { gatewayConfigSchema } from "../../src/config/schema.ts";
+import { applyMigrations, PROJECT_ROOT, seedDatabase } from "../../scripts/local-gateway.ts";
+
+export const EVERYTHING_SERVER = {
+  id: "everything",
+  name: "MCP Everything",
+  command: process.execPath,
+  args: [join(PROJECT_ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js"), "stdio"],
+  timeout: 30_000,
+};
+
+export interface Stack {
+  url: URL;
+  mcpUrl: URL;
+  apiKey: string;
+  /** The connector process, restartable. */
+  connector: ConnectorProcess;
+  dispose(): Promise<void>;
+}
+
+export class ConnectorProcess {
+  process: ChildProcess | undefined;
+  output = "";
+  private readonly configPath: string;
+  private readonly url: string;
+  private readonly token: string;
+
+  constructor(configPath: string, url: string, token: string) {
+    this.configPath = configPath;
+    this.url = url;
+    this.token = token;
+  }
+
+  start(): void {
+    this.output = "";
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "connector/main.ts"), "--config", this.configPath, "--url", this.url], {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, MCP_GATEWAY_CONNECTOR_TOKEN: this.token },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.on("data", (chunk) => (this.output += chunk));
+    child.stderr?.on("data", (chunk) => (this.output += chunk));
+    this.process = child;
+  }
+
+  /** SIGTERM (drain) and wait for the exit. */
+  async stop(): Promise<number | null> {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    return exited;
+  }
+
+  /** Pids of the connector's child processes whose command line contains `match`. */
+  childPids(match: string): number[] {
+    const pid = this.process?.pid;
+    if (!pid) return [];
+    let listing = "";
+    try {
+      listing = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
+    } catch {
+      return []; // ps exits 1 when there is no child
+    }
+    return listing
+      .split("\n")
+      .filter((line) => line.includes(match))
+      .map((line) => Number(line.trim().split(/\s+/)[0]));
+  }
+}
+
+export async function startStack(servers: Record<string, unknown>[] = [EVERYTHING_SERVER]): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-gateway-e2e-"));
+  const persist = join(dir, "state");
+  const apiKey = generateSecret(API_KEY_PREFIX);
+  const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);
+  const config = gatewayConfigSchema.parse({
+    tenant: "e2e",
+    auth: { keys: [{ id: "e2e-key", key: apiKey, name: "e2e agent", consumerId: "e2e-agent", roles: ["reader"] }] },
+    servers,
+  });
+  await applyMigrations(persist);
+  await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, persist);
+
+  const worker = await unstable_startWorker({
+    config: join(PROJECT_ROOT, "wrangler.toml"),
+    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist, logLevel: "warn" } as never,
+  });
+  await worker.ready;
+  const url = await worker.url;
+
+  const configPath = join(dir, "gateway.yaml");
+  writeFileSync(configPath, JSON.stringify({ tenant: "e2e", servers }), { mode: 0o600 });
+  const connector = new ConnectorProcess(configPath, url.origin, connectorToken);
+  connector.start();
+
+  const stack: Stack = {
+    url,
+    mcpUrl: new URL("/mcp", url),
+    apiKey,
+    connector,
+    async dispose() {
+      await connector.stop();
+      await worker.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await waitForTools(stack, (names) => servers.every((s) => names.some((n) => n.startsWith(`${String(s.id)}__`))));
+  return stack;
+}
+
+/** Raw JSON-RPC over HTTP, for the error cases real clients would refuse to send. */
+export async function rawPost(stack: Stack, body: string, apiKey: string | undefined = stack.apiKey): Promise<{ status: number; messages: any[] }> {
+  const response = await fetch(stack.mcpUrl, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+    },
+    body,
+  });
+  const text = await response.text();
+  const messages = (response.headers.get("content-type") ?? "").includes("event-stream")
+    ? text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)))
+    : [JSON.parse(text)];
+  return { status: response.status, messages };
+}
+
+/** Polls tools/list until `ready(names)` holds (the connector has registered its servers). */
+export async function waitForTools(stack: Stack, ready: (names: string[]) => boolean, timeoutMs = 60_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let names: string[] = [];
+  while (Date.now() < deadline) {
+    const { messages } = await rawPost(stack, JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }));
+    names = (messages[0]?.result?.tools ?? []).map((t: { name: string }) => t.name);
+    if (ready(names)) return names;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`tools did not become ready; last list: ${names.join(", ")}\nconnector output:\n${stack.connector.output}`);
+}
