@@ -31,6 +31,9 @@ export async function seedStatements(config: GatewayConfig, connector: SeedConne
   for (const consumer of consumers) {
     insert("consumers", { tenant_id: tenant, id: consumer, name: consumer }, "ON CONFLICT(tenant_id, id) DO NOTHING");
   }
+  // Delete first: a key renamed in the file keeps its digest, which is unique.
+  const keyIds = config.auth.keys.map((k) => literal(k.id)).join(", ");
+  lines.push(`DELETE FROM api_keys WHERE tenant_id = ${literal(tenant)}${keyIds ? ` AND id NOT IN (${keyIds})` : ""};`);
   for (const key of config.auth.keys) {
     const keyHash = key.keyHash ?? (await sha256Hex(key.key as string));
     insert(
@@ -48,8 +51,6 @@ export async function seedStatements(config: GatewayConfig, connector: SeedConne
       "ON CONFLICT(tenant_id, id) DO UPDATE SET consumer_id = excluded.consumer_id, name = excluded.name, key_hash = excluded.key_hash, roles = excluded.roles, enabled = excluded.enabled, expires_at = excluded.expires_at",
     );
   }
-  const keyIds = config.auth.keys.map((k) => literal(k.id)).join(", ");
-  lines.push(`DELETE FROM api_keys WHERE tenant_id = ${literal(tenant)}${keyIds ? ` AND id NOT IN (${keyIds})` : ""};`);
   insert(
     "connectors",
     { tenant_id: tenant, id: connector.id, name: connector.name, token_hash: connector.tokenHash, enabled: 1 },

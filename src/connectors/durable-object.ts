@@ -185,7 +185,7 @@ export class ConnectorDurableObject extends DurableObject<Env> {
       case "result": {
         const call = this.pending.get(frame.callId);
         if (!call || call.socket !== socket) return; // late reply to a call that already failed or timed out
-        const outcome: CallOutcome = "error" in frame ? { ok: false, error: frame.error } : { ok: true, result: frame.result };
+        const outcome: CallOutcome = frame.error ? { ok: false, error: frame.error } : { ok: true, result: frame.result ?? {} };
         void call.deliveries.then(() => call.settle(outcome));
         return;
       }

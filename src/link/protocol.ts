@@ -105,11 +105,17 @@ export const statusFrameSchema = z.object({
   server: serverReportSchema,
 });
 
-/** The final answer to one relayed call: the upstream's result or its JSON-RPC error. */
-export const resultFrameSchema = z.union([
-  z.object({ type: z.literal("result"), callId: callIdSchema, result: z.record(z.string(), z.unknown()) }),
-  z.object({ type: z.literal("result"), callId: callIdSchema, error: rpcErrorSchema }),
-]);
+/** The final answer to one relayed call: the upstream's result or its JSON-RPC error, exactly one of them. */
+export const resultFrameSchema = z
+  .object({
+    type: z.literal("result"),
+    callId: callIdSchema,
+    result: z.record(z.string(), z.unknown()).optional(),
+    error: rpcErrorSchema.optional(),
+  })
+  .refine((frame) => (frame.result === undefined) !== (frame.error === undefined), {
+    message: "a result frame carries exactly one of result and error",
+  });
 
 /**
  * A notification the upstream sent while serving a call (progress, log message). Progress carries no token: the
@@ -158,7 +164,8 @@ export const errorFrameSchema = z.object({
 export const pingFrameSchema = z.object({ type: z.literal("ping") });
 export const pongFrameSchema = z.object({ type: z.literal("pong") });
 
-export const connectorFrameSchema = z.union([
+// Discriminated by `type`, so an invalid frame's error names the path inside the frame it claims to be.
+export const connectorFrameSchema = z.discriminatedUnion("type", [
   helloFrameSchema,
   statusFrameSchema,
   resultFrameSchema,
@@ -167,7 +174,7 @@ export const connectorFrameSchema = z.union([
   pingFrameSchema,
   pongFrameSchema,
 ]);
-export const edgeFrameSchema = z.union([
+export const edgeFrameSchema = z.discriminatedUnion("type", [
   rpcFrameSchema,
   cancelFrameSchema,
   welcomeFrameSchema,

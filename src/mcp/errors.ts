@@ -13,8 +13,6 @@ export const GatewayErrorCode = {
   UnknownTarget: -32602,
   /** No or a refused credential (HTTP 401). */
   Unauthenticated: -32001,
-  /** The request came from a browser origin or host the gateway does not serve (HTTP 403). */
-  Forbidden: -32003,
 } as const;
 
 /** A JSON-RPC error response for failures that happen before a message is parsed (auth, origin, size). */

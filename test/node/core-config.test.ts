@@ -1,0 +1,181 @@
+import { describe, expect, it } from "vitest";
+import { parseGatewayConfig, type ConfigResult, type GatewayConfig } from "../../src/config/schema.ts";
+
+/** The seed's example gateway.yaml, verbatim. */
+const SEED_YAML = `
+auth:
+  type: api-key
+  keys:
+    - id: key-1
+      key: gw_your_key_here_0123456789
+      name: "Production Agent"
+      consumerId: agent-prod
+      roles: [reader, writer]
+      enabled: true
+servers:
+  - id: mcp-fred
+    name: "Federal Reserve Economic Data"
+    command: node
+    args: ["./mcp-fred/dist/index.js"]
+    enabled: true
+  - id: mcp-stripe
+    name: "Stripe Payments"
+    command: node
+    args: ["./mcp-stripe/dist/index.js"]
+    env:
+      STRIPE_SECRET_KEY: "\${STRIPE_SECRET_KEY}"
+    enabled: true
+policies:
+  - id: reader-policy
+    name: "Read-only access"
+    roles: [reader]
+    rules:
+      - tool: "get_*"
+        action: allow
+      - tool: "*"
+        action: deny
+audit:
+  enabled: true
+  storage: sqlite
+  path: ./gateway-audit.db
+  hashChain: true
+metering:
+  enabled: true
+  dimensions: [calls, latency, errors]
+rateLimit:
+  enabled: true
+  defaultPerMinute: 60
+`;
+
+function ok(result: ConfigResult): GatewayConfig {
+  if (!result.ok) throw new Error(`expected a valid config, got: ${result.errors.join("; ")}`);
+  return result.config;
+}
+
+function errors(result: ConfigResult): string[] {
+  if (result.ok) throw new Error("expected the config to be refused");
+  return result.errors;
+}
+
+const key = (extra: string) => `auth:\n  keys:\n    - id: k1\n      name: K\n      consumerId: c1\n${extra}`;
+const servers = (...lines: string[]) => `servers:\n${lines.map((l) => `  - ${l}`).join("\n")}\n`;
+
+describe("parseGatewayConfig", () => {
+  it("parses the seed's example gateway.yaml", () => {
+    const config = ok(parseGatewayConfig(SEED_YAML));
+    expect(config.tenant).toBe("default");
+    expect(config.auth.keys).toEqual([
+      { id: "key-1", key: "gw_your_key_here_0123456789", name: "Production Agent", consumerId: "agent-prod", roles: ["reader", "writer"], enabled: true },
+    ]);
+    expect(config.servers.map((s) => s.id)).toEqual(["mcp-fred", "mcp-stripe"]);
+    expect(config.servers[1]?.env).toEqual({ STRIPE_SECRET_KEY: "${STRIPE_SECRET_KEY}" });
+    expect(config.policies[0]?.rules).toEqual([
+      { tool: "get_*", action: "allow", conditions: [] },
+      { tool: "*", action: "deny", conditions: [] },
+    ]);
+    expect(config.rateLimit).toEqual({ enabled: true, defaultPerMinute: 60 });
+  });
+
+  it("fills in defaults for a minimal server and an empty file", () => {
+    const config = ok(parseGatewayConfig(servers("{ id: s1, command: node }")));
+    expect(config.servers[0]).toEqual({ id: "s1", command: "node", args: [], env: {}, enabled: true, timeout: 60_000 });
+    expect(config.tenant).toBe("default");
+    const empty = ok(parseGatewayConfig(""));
+    expect(empty).toMatchObject({ tenant: "default", auth: { type: "api-key", keys: [] }, servers: [], policies: [] });
+  });
+
+  it("defaults a key's roles to [] and enabled to true", () => {
+    const config = ok(parseGatewayConfig(key("      key: gw_0123456789abcdef\n")));
+    expect(config.auth.keys[0]).toMatchObject({ roles: [], enabled: true });
+  });
+
+  it("names the path of an unknown key", () => {
+    const result = errors(parseGatewayConfig(servers("{ id: s1, comand: node }")));
+    expect(result.some((e) => e.startsWith("servers[0]") && e.includes("comand"))).toBe(true);
+  });
+
+  it("names the path of an unknown top-level key", () => {
+    expect(errors(parseGatewayConfig("servrs: []\n")).join("\n")).toMatch(/^\(top level\): .*servrs/m);
+  });
+
+  it("names the nested path of a bad value", () => {
+    expect(errors(parseGatewayConfig(servers("{ id: s1, command: node }", "{ id: s2, command: node, timeout: 5 }")))).toEqual([
+      expect.stringMatching(/^servers\[1\]\.timeout: /),
+    ]);
+  });
+
+  it("refuses a server id containing '__'", () => {
+    expect(errors(parseGatewayConfig(servers("{ id: crm__x, command: node }")))).toEqual([
+      expect.stringMatching(/^servers\[0\]\.id: .*'__'/),
+    ]);
+  });
+
+  it("refuses a prefix containing '__'", () => {
+    expect(errors(parseGatewayConfig(servers("{ id: a, command: node, prefix: x__y }")))[0]).toMatch(/^servers\[0\]\.prefix: /);
+  });
+
+  it("refuses duplicate server ids, naming both entries", () => {
+    const result = errors(parseGatewayConfig(servers("{ id: s1, command: a }", "{ id: s2, command: b }", "{ id: s1, command: c }")));
+    expect(result).toContain('servers[2].id: "s1" is already used by servers[0]');
+  });
+
+  it("refuses a prefix equal to another server's id, naming both servers", () => {
+    const result = errors(parseGatewayConfig(servers("{ id: crm, command: a }", "{ id: sales, command: b, prefix: crm }")));
+    expect(result).toEqual([
+      'servers[1].prefix: tools would be named "crm__<tool>" like those of servers[0]; give one a different prefix',
+    ]);
+  });
+
+  it("refuses two servers with the same explicit prefix", () => {
+    const result = errors(parseGatewayConfig(servers("{ id: a, command: a, prefix: p }", "{ id: b, command: b, prefix: p }")));
+    expect(result[0]).toMatch(/^servers\[1\]\.prefix: .*"p__<tool>".*servers\[0\]/);
+  });
+
+  it("allows several servers with bare names (prefix \"\")", () => {
+    const config = ok(parseGatewayConfig(servers('{ id: a, command: a, prefix: "" }', '{ id: b, command: b, prefix: "" }')));
+    expect(config.servers.map((s) => s.prefix)).toEqual(["", ""]);
+  });
+
+  it("refuses a key with both key and keyHash", () => {
+    const result = errors(parseGatewayConfig(key(`      key: gw_0123456789abcdef\n      keyHash: ${"a".repeat(64)}\n`)));
+    expect(result).toEqual(["auth.keys[0]: give exactly one of key or keyHash"]);
+  });
+
+  it("refuses a key with neither key nor keyHash", () => {
+    expect(errors(parseGatewayConfig(key("")))).toEqual(["auth.keys[0]: give exactly one of key or keyHash"]);
+  });
+
+  it("accepts a key given only as a lowercase hex keyHash", () => {
+    const config = ok(parseGatewayConfig(key(`      keyHash: ${"ab".repeat(32)}\n`)));
+    expect(config.auth.keys[0]?.keyHash).toBe("ab".repeat(32));
+    expect(config.auth.keys[0]?.key).toBeUndefined();
+  });
+
+  it("refuses an uppercase or short keyHash and a short key", () => {
+    expect(errors(parseGatewayConfig(key(`      keyHash: ${"AB".repeat(32)}\n`)))[0]).toMatch(/^auth\.keys\[0\]\.keyHash: /);
+    expect(errors(parseGatewayConfig(key("      key: short\n")))[0]).toBe("auth.keys[0].key: must be at least 16 characters");
+  });
+
+  it("refuses duplicate key ids", () => {
+    const yaml = `auth:\n  keys:\n${[1, 2]
+      .map((n) => `    - { id: k, name: K, consumerId: c, key: gw_000000000000000${n} }`)
+      .join("\n")}\n`;
+    expect(errors(parseGatewayConfig(yaml))).toEqual(['auth.keys[1].id: "k" is already used by auth.keys[0]']);
+  });
+
+  it("gives a clear error for invalid YAML", () => {
+    const result = errors(parseGatewayConfig("servers:\n  - id: a\n   command: [unclosed\n"));
+    expect(result).toHaveLength(1);
+    expect(result[0]).toMatch(/^not valid YAML: /);
+  });
+
+  it("refuses a document that is not a mapping", () => {
+    expect(errors(parseGatewayConfig("- just\n- a list\n"))[0]).toMatch(/^\(top level\): /);
+  });
+
+  it("refuses an invalid env variable name", () => {
+    expect(errors(parseGatewayConfig(servers('{ id: a, command: a, env: { "BAD-NAME": x } }')))[0]).toMatch(
+      /^servers\[0\]\.env\.BAD-NAME: /,
+    );
+  });
+});
