@@ -1,0 +1,144 @@
+/**
+ * @module `mcp-gateway-connector`: runs the stdio MCP servers of a gateway.yaml on this host and connects them to
+ * the gateway over one outbound WebSocket. {@link startConnector} is the programmatic entry (tests, `npm start`);
+ * {@link main} is the CLI around it (flags, config file, signals, exit codes).
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import packageJson from "../package.json" with { type: "json" };
+import { parseGatewayConfig, type ServerConfig } from "../src/config/schema.ts";
+import type { BackoffPolicy } from "./backoff.ts";
+import type { HostEnv } from "./env.ts";
+import { LinkClient } from "./link-client.ts";
+import { jsonLogger, type Logger } from "./log.ts";
+import { USAGE, connectUrl, parseCliOptions } from "./options.ts";
+import { Supervisor, type RestartOptions } from "./supervisor.ts";
+
+export const CONNECTOR_VERSION: string = packageJson.version;
+/** How long a shutdown waits for calls in flight before failing them. */
+export const DEFAULT_DRAIN_GRACE_MS = 10_000;
+
+export type StartConnectorOptions = {
+  servers: readonly ServerConfig[];
+  /** The gateway: its base http(s) URL or the ws(s) URL of its /connect endpoint. */
+  url: string;
+  token: string;
+  /** Random per process unless given. */
+  replicaId?: string;
+  /** Where `${VAR}` in servers' env is resolved from; process.env by default. */
+  hostEnv?: HostEnv;
+  log?: Logger;
+  heartbeatIntervalMs?: number;
+  reconnect?: BackoffPolicy;
+  restart?: Partial<RestartOptions>;
+  drainGraceMs?: number;
+};
+
+export type ConnectorHandle = {
+  replicaId: string;
+  supervisor: Supervisor;
+  link: LinkClient;
+  /**
+   * Drains and stops: new calls are refused, calls in flight get up to the drain grace to finish (then fail), the
+   * link is closed and every child's process group is stopped. Idempotent.
+   */
+  stop(): Promise<void>;
+};
+
+/** Starts the servers and the link (both in the background); throws only on an invalid URL. */
+export function startConnector(options: StartConnectorOptions): ConnectorHandle {
+  const connect = connectUrl(options.url);
+  if (!connect.ok) throw new Error(connect.error);
+  const log = options.log ?? jsonLogger();
+  const replicaId = options.replicaId ?? randomUUID();
+  const supervisor = new Supervisor({
+    servers: options.servers,
+    hostEnv: options.hostEnv ?? process.env,
+    connectorVersion: CONNECTOR_VERSION,
+    log,
+    ...(options.restart ? { restart: options.restart } : {}),
+  });
+  const link = new LinkClient({
+    url: connect.url,
+    token: options.token,
+    replicaId,
+    connectorVersion: CONNECTOR_VERSION,
+    supervisor,
+    log,
+    ...(options.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: options.heartbeatIntervalMs } : {}),
+    ...(options.reconnect ? { reconnect: options.reconnect } : {}),
+  });
+  log("info", "connector_starting", { version: CONNECTOR_VERSION, replicaId, servers: options.servers.map((s) => s.id) });
+  supervisor.start();
+  link.start();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log("info", "connector_draining", { inFlight: supervisor.inFlight });
+      await supervisor.drain(options.drainGraceMs ?? DEFAULT_DRAIN_GRACE_MS);
+      // Let the link send the answers of the calls just settled before it closes.
+      await new Promise((resolve) => setImmediate(resolve));
+      await link.stop();
+      await supervisor.stop();
+      log("info", "connector_stopped", {});
+    })());
+  return { replicaId, supervisor, link, stop };
+}
+
+/** Reads the servers: section of a gateway.yaml; errors name the file and the path of each bad key. */
+export function readServerConfig(path: string): { ok: true; servers: ServerConfig[] } | { ok: false; errors: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    return { ok: false, errors: [`cannot read ${path}: ${(error as Error).message}`] };
+  }
+  const parsed = parseGatewayConfig(text);
+  if (!parsed.ok) return { ok: false, errors: parsed.errors.map((e) => `${path}: ${e}`) };
+  return { ok: true, servers: parsed.config.servers };
+}
+
+/** The CLI. Resolves with the process exit code: 0 after a clean shutdown, 2 on bad flags or config. */
+export async function main(argv: readonly string[] = process.argv.slice(2), env: HostEnv = process.env): Promise<number> {
+  const cli = parseCliOptions(argv, env);
+  if (cli.kind === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (cli.kind === "invalid") {
+    for (const error of cli.errors) process.stderr.write(`mcp-gateway-connector: ${error}\n`);
+    process.stderr.write(`\n${USAGE}\n`);
+    return 2;
+  }
+  const config = readServerConfig(cli.options.configPath);
+  if (!config.ok) {
+    for (const error of config.errors) process.stderr.write(`mcp-gateway-connector: ${error}\n`);
+    return 2;
+  }
+  const log = jsonLogger();
+  for (const warning of cli.options.warnings) log("warn", "connector_warning", { message: warning });
+  const handle = startConnector({
+    servers: config.servers,
+    url: cli.options.url,
+    token: cli.options.token,
+    hostEnv: env,
+    log,
+    ...(cli.options.replicaId !== undefined ? { replicaId: cli.options.replicaId } : {}),
+  });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log("info", "connector_signal", { signal });
+      void handle.stop().then(resolve);
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  return 0;
+}
+
+// `node connector/main.ts` (npm run connector). Exit explicitly: a stray handle must not keep a stopped connector alive.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exit(await main());
+}

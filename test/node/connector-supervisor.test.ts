@@ -1,0 +1,293 @@
+// The supervisor against real child processes: @modelcontextprotocol/server-everything (a real MCP server from npm)
+// and a small fake server that misbehaves on request (test/node/connector-fixtures/fake-mcp-server.mjs).
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import type { LogFields, Logger } from "../../connector/log.ts";
+import type { RelayOutcome } from "../../connector/relay.ts";
+import { Supervisor, type RestartOptions } from "../../connector/supervisor.ts";
+import type { ServerConfig } from "../../src/config/schema.ts";
+import { UpstreamErrorCode } from "../../src/link/errors.ts";
+import type { RelayedNotification, ServerReport } from "../../src/link/protocol.ts";
+
+const EVERYTHING = fileURLToPath(import.meta.resolve("@modelcontextprotocol/server-everything/dist/index.js"));
+const FAKE = fileURLToPath(new URL("./connector-fixtures/fake-mcp-server.mjs", import.meta.url));
+const FAST_RESTART: Partial<RestartOptions> = { backoff: { initialMs: 20, maxMs: 100, jitter: 0 }, crashLoop: { crashes: 3, windowMs: 60_000 }, stopGraceMs: 1_000 };
+
+function server(config: Partial<ServerConfig> & Pick<ServerConfig, "id" | "command">): ServerConfig {
+  return { args: [], env: {}, enabled: true, timeout: 10_000, ...config };
+}
+const everything = (extra: Partial<ServerConfig> = {}) => server({ id: "everything", command: process.execPath, args: [EVERYTHING, "stdio"], ...extra });
+const fake = (extra: Partial<ServerConfig> = {}) => server({ id: "fake", command: process.execPath, args: [FAKE], ...extra });
+
+type LogEntry = { level: string; event: string } & LogFields;
+let running: Supervisor[] = [];
+
+function start(servers: ServerConfig[], hostEnv: Record<string, string | undefined> = { PATH: process.env.PATH, HOME: process.env.HOME }) {
+  const logs: LogEntry[] = [];
+  const log: Logger = (level, event, fields = {}) => logs.push({ level, event, ...fields });
+  const supervisor = new Supervisor({ servers, hostEnv, connectorVersion: "test", log, restart: FAST_RESTART });
+  running.push(supervisor);
+  supervisor.start();
+  return { supervisor, logs };
+}
+
+afterEach(async () => {
+  await Promise.all(running.map((s) => s.stop()));
+  running = [];
+});
+
+/** Resolves with the first report of `serverId` (current or future) that satisfies `accept`. */
+function reportWhere(supervisor: Supervisor, serverId: string, accept: (r: ServerReport) => boolean, timeoutMs = 15_000): Promise<ServerReport> {
+  return new Promise((resolve, reject) => {
+    const current = supervisor.report(serverId);
+    if (current && accept(current)) return resolve(current);
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no matching report for ${serverId}; last: ${JSON.stringify(supervisor.report(serverId)?.health)} ${supervisor.report(serverId)?.detail}`));
+    }, timeoutMs);
+    const off = supervisor.onReport((r) => {
+      if (r.id === serverId && accept(r)) {
+        clearTimeout(timer);
+        off();
+        resolve(r);
+      }
+    });
+  });
+}
+const healthy = (supervisor: Supervisor, id: string) => reportWhere(supervisor, id, (r) => r.health === "healthy");
+
+function callTool(supervisor: Supervisor, serverId: string, callId: string, name: string, args: Record<string, unknown> = {}, notes: unknown[] = []) {
+  return supervisor.relay(serverId, callId, { method: "tools/call", params: { name, arguments: args } }, (n) => notes.push(n));
+}
+function textOf(outcome: RelayOutcome): string {
+  if ("error" in outcome) throw new Error(`call failed: ${outcome.error.message}`);
+  return (outcome.result.content as { text: string }[])[0]!.text;
+}
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // An orphan reparented to a PID 1 that does not reap stays a zombie: dead all the same.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+async function eventually(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("supervisor with server-everything", () => {
+  it("reports its catalog: tools, resources, resource templates and prompts", async () => {
+    const { supervisor } = start([everything()]);
+    const report = await healthy(supervisor, "everything");
+    const tools = report.catalog.tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(["echo", "get-sum", "trigger-long-running-operation"]));
+    expect(report.catalog.resources.length).toBeGreaterThan(0);
+    expect(report.catalog.resourceTemplates.length).toBeGreaterThan(0);
+    expect(report.catalog.prompts.length).toBeGreaterThan(0);
+    expect(report).toMatchObject({ id: "everything", name: "everything", health: "healthy" });
+  });
+
+  it("relays a tool call and passes the result through", async () => {
+    const { supervisor, logs } = start([everything()]);
+    await healthy(supervisor, "everything");
+    const outcome = await callTool(supervisor, "everything", "call-1", "get-sum", { a: 2, b: 40 });
+    expect(textOf(outcome)).toContain("42");
+    expect(logs.find((l) => l.event === "call_relayed")).toMatchObject({ server: "everything", callId: "call-1", status: "ok" });
+  });
+
+  it("forwards every progress notification, without the token, before the result", async () => {
+    const { supervisor } = start([everything()]);
+    await healthy(supervisor, "everything");
+    // duration 0: all five notifications and the result leave the server back to back, in one read or a few.
+    for (let round = 0; round < 3; round++) {
+      const seen: string[] = [];
+      const notes: RelayedNotification[] = [];
+      const outcome = await supervisor.relay(
+        "everything",
+        `progress-${round}`,
+        { method: "tools/call", params: { name: "trigger-long-running-operation", arguments: { duration: 0, steps: 5 }, _meta: { progressToken: "agent-token" } } },
+        (n) => {
+          notes.push(n);
+          seen.push(n.method);
+        },
+      );
+      seen.push("result");
+      expect(textOf(outcome)).toContain("Long running operation completed");
+      expect(seen).toEqual([...Array(5).fill("notifications/progress"), "result"]);
+      expect(notes.map((n) => n.params)).toEqual([1, 2, 3, 4, 5].map((progress) => ({ progress, total: 5 })));
+    }
+  });
+
+  it("fails the pending call at once when the child dies, then restarts it", async () => {
+    const { supervisor } = start([everything()]);
+    await healthy(supervisor, "everything");
+    const firstPid = supervisor.pid("everything")!;
+    let killedAt = 0;
+    // Kill it at the first progress notification: the call is then certainly in flight upstream.
+    const outcome = await supervisor.relay(
+      "everything",
+      "doomed",
+      { method: "tools/call", params: { name: "trigger-long-running-operation", arguments: { duration: 30, steps: 30 } } },
+      () => {
+        if (killedAt !== 0) return;
+        killedAt = Date.now();
+        process.kill(firstPid, "SIGKILL");
+      },
+    );
+    expect(Date.now() - killedAt).toBeLessThan(1_000);
+    expect(outcome).toMatchObject({ error: { code: UpstreamErrorCode.Crashed, message: expect.stringContaining("crashed") } });
+
+    await healthy(supervisor, "everything");
+    expect(supervisor.pid("everything")).not.toBe(firstPid);
+    expect(textOf(await callTool(supervisor, "everything", "after", "echo", { message: "back" }))).toContain("back");
+  });
+
+  it("gives the child only its declared env, never the connector's secrets", async () => {
+    const hostEnv = { PATH: process.env.PATH, HOME: "/tmp", DB_PASSWORD: "pw-from-host", MCP_GATEWAY_CONNECTOR_TOKEN: "connector-secret" };
+    const { supervisor } = start([everything({ env: { DB_PASSWORD: "${DB_PASSWORD}", MODE: "demo" } })], hostEnv);
+    await healthy(supervisor, "everything");
+    const env = JSON.parse(textOf(await callTool(supervisor, "everything", "env", "get-env"))) as Record<string, string>;
+    expect(env).toMatchObject({ DB_PASSWORD: "pw-from-host", MODE: "demo", HOME: "/tmp" });
+    expect(env).not.toHaveProperty("MCP_GATEWAY_CONNECTOR_TOKEN");
+    expect(JSON.stringify(env)).not.toContain("connector-secret");
+  });
+
+  it("stops the child on stop()", async () => {
+    const { supervisor } = start([everything()]);
+    await healthy(supervisor, "everything");
+    const pid = supervisor.pid("everything")!;
+    await supervisor.stop();
+    expect(isAlive(pid)).toBe(false);
+    expect(supervisor.report("everything")?.health).toBe("stopped");
+  });
+});
+
+describe("supervisor with a misbehaving server", () => {
+  it("follows nextCursor to build the whole catalog", async () => {
+    const { supervisor } = start([fake()]);
+    const report = await healthy(supervisor, "fake");
+    expect(report.catalog.tools.map((t) => t.name)).toEqual(["pid", "big", "sleep", "log", "sample", "add-tool", "spawn-grandchild", "wait"]);
+    expect(report.catalog.resources).toEqual([]);
+  });
+
+  it("times a call out after the server's timeout and cancels it upstream", async () => {
+    const { supervisor, logs } = start([fake({ timeout: 300 })]);
+    await healthy(supervisor, "fake");
+    const outcome = await callTool(supervisor, "fake", "slow", "sleep");
+    expect(outcome).toMatchObject({ error: { code: UpstreamErrorCode.Timeout, message: expect.stringContaining("300 ms") } });
+    await eventually(() => logs.some((l) => l.event === "server_stderr" && String(l.line).startsWith("cancelled gw-")));
+  });
+
+  it("fails an oversized answer with TooLarge and keeps serving", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    const outcome = await callTool(supervisor, "fake", "huge", "big");
+    expect(outcome).toMatchObject({ error: { code: UpstreamErrorCode.TooLarge } });
+    expect(Number(textOf(await callTool(supervisor, "fake", "next", "pid")))).toBe(supervisor.pid("fake"));
+  });
+
+  it("answers server→client requests (sampling) with a clear error", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    const reply = JSON.parse(textOf(await callTool(supervisor, "fake", "s", "sample"))) as { code: number; message: string };
+    expect(reply.message).toMatch(/does not relay server-to-client requests \(sampling\/createMessage\)/);
+  });
+
+  it("gives a log message to the only call in flight, and to no call when several are", async () => {
+    const { supervisor, logs } = start([fake()]);
+    await healthy(supervisor, "fake");
+    const alone: RelayedNotification[] = [];
+    await callTool(supervisor, "fake", "alone", "log", {}, alone);
+    expect(alone).toEqual([{ method: "notifications/message", params: { level: "info", data: expect.stringContaining("log line") } }]);
+
+    const other = callTool(supervisor, "fake", "other", "sleep");
+    const crowded: RelayedNotification[] = [];
+    await callTool(supervisor, "fake", "crowded", "log", {}, crowded);
+    expect(crowded).toEqual([]);
+    expect(logs.some((l) => l.event === "server_log" && l.inFlight === 2)).toBe(true);
+    supervisor.cancel("other", "test over");
+    expect(await other).toMatchObject({ error: { code: -32800 } });
+  });
+
+  it("refetches the catalog on list_changed and reports it", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    const changed = reportWhere(supervisor, "fake", (r) => r.catalog.tools.some((t) => t.name.startsWith("added-")));
+    await callTool(supervisor, "fake", "add", "add-tool");
+    expect((await changed).catalog.tools).toHaveLength(9);
+  });
+
+  it("stops the whole process group, grandchildren included", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    const leader = supervisor.pid("fake")!;
+    const grandchild = Number(textOf(await callTool(supervisor, "fake", "gc", "spawn-grandchild")));
+    expect(isAlive(grandchild)).toBe(true);
+    await supervisor.stop();
+    expect(isAlive(leader)).toBe(false);
+    await eventually(() => !isAlive(grandchild), 2_000);
+  });
+
+  it("marks a crash-looping server unhealthy with what it printed, and keeps retrying", async () => {
+    const { supervisor } = start([fake({ env: { FAKE_CRASH_AFTER_MS: "50" } })]);
+    const report = await reportWhere(supervisor, "fake", (r) => r.health === "unhealthy");
+    expect(report.detail).toMatch(/crashed 3 times within 60 s \(last: exit code 3\)/);
+    expect(await callTool(supervisor, "fake", "x", "pid")).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable } });
+  });
+
+  it("marks a server that cannot initialise unhealthy, with its stderr but not its secrets", async () => {
+    const script = "console.error('boom: cannot reach db with password ' + process.env.DB_PASSWORD); process.exit(1)";
+    const hostEnv = { PATH: process.env.PATH, DB_PASSWORD: "hunter2-secret" };
+    const { supervisor, logs } = start([server({ id: "broken", command: process.execPath, args: ["-e", script], env: { DB_PASSWORD: "${DB_PASSWORD}" } })], hostEnv);
+    const report = await reportWhere(supervisor, "broken", (r) => r.health === "unhealthy" && (r.detail ?? "").includes("boom"));
+    expect(report.detail).toMatch(/could not start/);
+    expect(report.detail).toContain("[redacted]");
+    expect(JSON.stringify(report)).not.toContain("hunter2-secret");
+    expect(JSON.stringify(logs)).not.toContain("hunter2-secret");
+  });
+
+  it("marks a server whose command does not exist unhealthy, saying so", async () => {
+    const { supervisor } = start([server({ id: "missing", command: "/nonexistent/mcp-server" })]);
+    const report = await reportWhere(supervisor, "missing", (r) => r.health === "unhealthy");
+    expect(report.detail).toMatch(/could not start: its command was not found/);
+  });
+
+  it("never starts a server whose env references an unset variable", async () => {
+    const { supervisor } = start([fake({ env: { TOKEN: "${MISSING_TOKEN}" } })]);
+    const report = supervisor.report("fake")!;
+    expect(report.health).toBe("unhealthy");
+    expect(report.detail).toContain("MISSING_TOKEN");
+    expect(supervisor.pid("fake")).toBeUndefined();
+  });
+
+  it("answers calls for unknown or disabled servers with Unavailable", async () => {
+    const { supervisor } = start([fake({ enabled: false })]);
+    expect(supervisor.report("fake")).toMatchObject({ health: "stopped" });
+    expect(await callTool(supervisor, "fake", "a", "pid")).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable } });
+    expect(await callTool(supervisor, "nope", "b", "pid")).toMatchObject({
+      error: { code: UpstreamErrorCode.Unavailable, message: expect.stringContaining('"nope"') },
+    });
+  });
+
+  it("drains: lets calls in flight finish, refuses new ones, fails the stragglers", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    const quick = callTool(supervisor, "fake", "quick", "wait", { ms: 100 });
+    const stuck = callTool(supervisor, "fake", "stuck", "sleep");
+    const drained = supervisor.drain(500);
+    expect(await callTool(supervisor, "fake", "late", "pid")).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable, message: expect.stringContaining("shutting down") } });
+    expect(textOf(await quick)).toBe("waited 100");
+    await drained;
+    expect(await stuck).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable } });
+  });
+});
