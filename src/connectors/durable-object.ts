@@ -3,8 +3,8 @@
  * connector's replicas, relays calls to a healthy replica, correlates replies by call id, and fails a call the
  * moment its socket closes.
  *
- * A thin shell: frames are parsed by the link protocol module, replica choice is src/connectors/replicas.ts, the
- * servers table is src/connectors/server-registry.ts.
+ * A thin shell: frames are parsed by the link protocol module, replica choice is src/connectors/replicas.ts, each
+ * replica's server reports live in src/connectors/replica-store.ts, the servers table is server-registry.ts.
  */
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client.ts";
@@ -25,6 +25,7 @@ import {
   type ServerReport,
 } from "../link/protocol.ts";
 import { log } from "../log.ts";
+import { ReplicaReports } from "./replica-store.ts";
 import { mergeReplicaReports, pickReplica } from "./replicas.ts";
 import { syncConnectorServers } from "./server-registry.ts";
 
@@ -37,12 +38,14 @@ export const EDGE_CALL_DEADLINE_MS = 10 * 60 * 1000;
 /** Headers the Worker sets on the upgrade request after authenticating the connector token. */
 export const CONNECTOR_IDENTITY_HEADERS = { tenant: "x-gateway-tenant", connector: "x-gateway-connector" } as const;
 
-/** Kept on each socket so it survives hibernation. */
+/** Kept on each socket so it survives hibernation (at most 16 KiB: server reports live in ReplicaReports). */
 interface ReplicaAttachment {
   tenant: string;
   connector: string;
+  /** Unique per socket; the key of this replica's rows in ReplicaReports. */
+  socketId: string;
+  /** Set by the replica's hello; a socket without one takes no calls. */
   replicaId?: string;
-  servers: ServerReport[];
   connectedAt: number;
 }
 
@@ -66,9 +69,13 @@ interface PendingCall {
 export class ConnectorDurableObject extends DurableObject<Env> {
   /** Calls in flight. Not persisted: while a call's RPC is awaited the object cannot hibernate. */
   private readonly pending = new Map<string, PendingCall>();
+  private readonly reports: ReplicaReports;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.reports = new ReplicaReports(ctx.storage.sql);
+    // Sockets that closed while the object was reset (a deploy) left rows behind.
+    this.reports.prune(this.liveReplicas().map((r) => r.attachment.socketId));
     // Heartbeats are answered by the runtime itself, without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -82,7 +89,7 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
-    const attachment: ReplicaAttachment = { tenant, connector, servers: [], connectedAt: Date.now() };
+    const attachment: ReplicaAttachment = { tenant, connector, socketId: crypto.randomUUID(), connectedAt: Date.now() };
     server.serializeAttachment(attachment);
     log({ event: "connector.attached", tenant, connector });
     return new Response(null, { status: 101, webSocket: client });
@@ -93,13 +100,14 @@ export class ConnectorDurableObject extends DurableObject<Env> {
    * failures are values, not exceptions (an exception thrown from an RPC method is logged as uncaught).
    */
   async call(serverId: string, request: RelayedRequest, onNotification?: NotificationSink): Promise<CallOutcome> {
-    const replicas = this.ctx.getWebSockets().flatMap((socket) => {
-      const attachment = socket.deserializeAttachment() as ReplicaAttachment | null;
-      if (!attachment?.replicaId || socket.readyState !== WebSocket.OPEN) return [];
-      const inFlight = [...this.pending.values()].filter((p) => p.socket === socket).length;
-      return [{ socket, servers: attachment.servers, inFlight, attachment }];
-    });
-    const replica = pickReplica(replicas, serverId);
+    const live = this.liveReplicas();
+    const healthy = this.reports.healthyFor(serverId, live.map((r) => r.attachment.socketId));
+    const replicas = live.map(({ socket, attachment }) => ({
+      socket,
+      healthy: healthy.has(attachment.socketId),
+      inFlight: [...this.pending.values()].filter((p) => p.socket === socket).length,
+    }));
+    const replica = pickReplica(replicas);
     if (!replica) {
       const reason =
         replicas.length === 0
@@ -133,12 +141,12 @@ export class ConnectorDurableObject extends DurableObject<Env> {
 
   /** The merged view of this connector's servers (for status pages and tests). */
   async servers(): Promise<ServerReport[]> {
-    return mergeReplicaReports(this.replicaAttachments().map((a) => a.servers));
+    return this.mergedReports();
   }
 
   /** How many replicas are attached and registered. */
   async replicaCount(): Promise<number> {
-    return this.replicaAttachments().length;
+    return this.liveReplicas().length;
   }
 
   override async webSocketMessage(socket: WebSocket, data: string | ArrayBuffer): Promise<void> {
@@ -164,7 +172,8 @@ export class ConnectorDurableObject extends DurableObject<Env> {
           socket.close(4000, "unsupported link protocol");
           return;
         }
-        socket.serializeAttachment({ ...attachment, replicaId: frame.replicaId, servers: frame.servers });
+        this.reports.replace(attachment.socketId, frame.servers);
+        socket.serializeAttachment({ ...attachment, replicaId: frame.replicaId });
         await this.syncServers(attachment, socket);
         this.send(socket, { type: "welcome", tenant: attachment.tenant, connector: attachment.connector });
         log({ event: "connector.hello", tenant: attachment.tenant, connector: attachment.connector, replica: frame.replicaId, servers: frame.servers.length });
@@ -175,9 +184,7 @@ export class ConnectorDurableObject extends DurableObject<Env> {
           this.send(socket, { type: "error", code: LinkErrorCode.NotReady, message: "send hello before status" });
           return;
         }
-        const servers = attachment.servers.filter((s) => s.id !== frame.server.id);
-        servers.push(frame.server);
-        socket.serializeAttachment({ ...attachment, servers });
+        this.reports.upsert(attachment.socketId, frame.server);
         await this.syncServers(attachment, socket);
         log({ event: "server.status", tenant: attachment.tenant, connector: attachment.connector, server: frame.server.id, status: frame.server.health });
         return;
@@ -235,14 +242,14 @@ export class ConnectorDurableObject extends DurableObject<Env> {
       // already closed
     }
     if (!attachment) return;
+    this.reports.remove(attachment.socketId);
     log({ event: "connector.detached", tenant: attachment.tenant, connector: attachment.connector, replica: attachment.replicaId, how });
     await this.syncServers(attachment, socket);
   }
 
   /** Writes the merged view of every still-attached replica to D1; refuses servers another connector owns. */
   private async syncServers(identity: ReplicaAttachment, changed: WebSocket): Promise<void> {
-    const reports = mergeReplicaReports(this.replicaAttachments().map((a) => a.servers));
-    const outcome = await syncConnectorServers(database(this.env.DB), identity.tenant, identity.connector, reports, Date.now());
+    const outcome = await syncConnectorServers(database(this.env.DB), identity.tenant, identity.connector, this.mergedReports(), Date.now());
     for (const { serverId, ownedBy } of outcome.refused) {
       const message = `server id "${serverId}" is already served by connector "${ownedBy}" in this tenant; rename it in this connector's gateway.yaml`;
       log({ event: "server.refused", tenant: identity.tenant, connector: identity.connector, server: serverId, detail: message }, "warn");
@@ -250,11 +257,17 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     }
   }
 
-  private replicaAttachments(): ReplicaAttachment[] {
+  /** Open sockets whose replica has said hello. */
+  private liveReplicas(): { socket: WebSocket; attachment: ReplicaAttachment }[] {
     return this.ctx.getWebSockets().flatMap((socket) => {
       const attachment = socket.deserializeAttachment() as ReplicaAttachment | null;
-      return attachment?.replicaId && socket.readyState === WebSocket.OPEN ? [attachment] : [];
+      return attachment?.replicaId && socket.readyState === WebSocket.OPEN ? [{ socket, attachment }] : [];
     });
+  }
+
+  /** One report per server across the live replicas. */
+  private mergedReports(): ServerReport[] {
+    return mergeReplicaReports(this.reports.reportsOf(this.liveReplicas().map((r) => r.attachment.socketId)));
   }
 
   private send(socket: WebSocket, frame: EdgeFrame): void {

@@ -22,16 +22,13 @@ export function mergeReplicaReports(replicas: readonly (readonly ServerReport[])
 }
 
 /**
- * Among the replicas that report the server healthy, the one with the fewest calls in flight (ties: the first), so
- * a slow replica does not collect every call.
+ * Among the replicas that report the call's server healthy, the one with the fewest calls in flight (ties: the
+ * first), so a slow replica does not collect every call.
  */
-export function pickReplica<R extends { servers: readonly ServerReport[]; inFlight: number }>(
-  replicas: readonly R[],
-  serverId: string,
-): R | undefined {
+export function pickReplica<R extends { healthy: boolean; inFlight: number }>(replicas: readonly R[]): R | undefined {
   let chosen: R | undefined;
   for (const replica of replicas) {
-    if (!replica.servers.some((s) => s.id === serverId && s.health === "healthy")) continue;
+    if (!replica.healthy) continue;
     if (!chosen || replica.inFlight < chosen.inFlight) chosen = replica;
   }
   return chosen;

@@ -19,6 +19,17 @@ export const EVERYTHING_SERVER = {
   timeout: 30_000,
 };
 
+/** A second real server, so the stack aggregates two catalogs (together larger than a socket attachment). */
+export function memoryServer(dataDir: string) {
+  return {
+    id: "memory",
+    name: "Knowledge-graph memory",
+    command: process.execPath,
+    args: [join(PROJECT_ROOT, "node_modules/@modelcontextprotocol/server-memory/dist/index.js")],
+    env: { MEMORY_FILE_PATH: join(dataDir, "memory.jsonl") },
+  };
+}
+
 export interface Stack {
   url: URL;
   mcpUrl: URL;
@@ -79,8 +90,9 @@ export class ConnectorProcess {
   }
 }
 
-export async function startStack(servers: Record<string, unknown>[] = [EVERYTHING_SERVER]): Promise<Stack> {
+export async function startStack(serversFor: (dir: string) => Record<string, unknown>[] = (dir) => [EVERYTHING_SERVER, memoryServer(dir)]): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-gateway-e2e-"));
+  const servers = serversFor(dir);
   const persist = join(dir, "state");
   const apiKey = generateSecret(API_KEY_PREFIX);
   const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);

@@ -25,12 +25,13 @@ describe.each(CLIENT_KINDS)("with the %s client", (kind) => {
     await client?.close();
   });
 
-  it("lists the upstream's tools under the server's namespace", async () => {
+  it("lists both upstreams' tools, each under its server's namespace", async () => {
     const { tools } = await client.listTools();
     const names = tools.map((t: { name: string }) => t.name);
     expect(names).toContain("everything__echo");
     expect(names).toContain("everything__trigger-long-running-operation");
-    expect(names.every((n: string) => n.startsWith("everything__"))).toBe(true);
+    expect(names).toContain("memory__create_entities");
+    expect(names.every((n: string) => n.startsWith("everything__") || n.startsWith("memory__"))).toBe(true);
   });
 
   it("calls a tool", async () => {

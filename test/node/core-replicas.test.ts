@@ -41,34 +41,22 @@ describe("mergeReplicaReports", () => {
 });
 
 describe("pickReplica", () => {
-  const replica = (name: string, inFlight: number, ...servers: ServerReport[]) => ({ name, inFlight, servers });
+  const replica = (name: string, inFlight: number, healthy = true) => ({ name, inFlight, healthy });
 
   it("picks the healthy replica with the fewest calls in flight", () => {
-    const picked = pickReplica(
-      [replica("r1", 5, report("a", "healthy")), replica("r2", 1, report("a", "healthy")), replica("r3", 3, report("a", "healthy"))],
-      "a",
-    );
-    expect(picked?.name).toBe("r2");
+    expect(pickReplica([replica("r1", 5), replica("r2", 1), replica("r3", 3)])?.name).toBe("r2");
   });
 
   it("ignores replicas where the server is not healthy, however idle", () => {
-    const picked = pickReplica(
-      [replica("idle-starting", 0, report("a", "starting")), replica("idle-unhealthy", 0, report("a", "unhealthy")), replica("busy", 9, report("a", "healthy"))],
-      "a",
-    );
-    expect(picked?.name).toBe("busy");
-  });
-
-  it("ignores replicas whose healthy server is a different one", () => {
-    expect(pickReplica([replica("r1", 0, report("b", "healthy")), replica("r2", 4, report("a", "healthy"))], "a")?.name).toBe("r2");
+    expect(pickReplica([replica("idle-a", 0, false), replica("idle-b", 0, false), replica("busy", 9)])?.name).toBe("busy");
   });
 
   it("breaks ties by taking the first", () => {
-    expect(pickReplica([replica("r1", 2, report("a", "healthy")), replica("r2", 2, report("a", "healthy"))], "a")?.name).toBe("r1");
+    expect(pickReplica([replica("r1", 2), replica("r2", 2)])?.name).toBe("r1");
   });
 
   it("returns undefined when no replica has the server healthy", () => {
-    expect(pickReplica([replica("r1", 0, report("a", "stopped")), replica("r2", 0, report("b", "healthy"))], "a")).toBeUndefined();
-    expect(pickReplica([], "a")).toBeUndefined();
+    expect(pickReplica([replica("r1", 0, false)])).toBeUndefined();
+    expect(pickReplica([])).toBeUndefined();
   });
 });

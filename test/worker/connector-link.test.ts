@@ -73,6 +73,19 @@ describe("aggregation", () => {
     expect(forged?.error.code).toBe(-32602);
   });
 
+  it("holds catalogs far larger than a WebSocket attachment's 16 KiB, across eviction", async () => {
+    const big = echoServer("big");
+    big.catalog.tools = Array.from({ length: 400 }, (_, i) => ({ name: `tool_${i}`, description: "d".repeat(250), inputSchema: { type: "object" } }));
+    expect(JSON.stringify(big).length).toBeGreaterThan(100_000);
+    const { apiKey, tenant, connector } = await connected([big]);
+    await evictDurableObject(env.CONNECTOR.getByName(connectorObjectName(tenant, "local")));
+    const pending = mcpPost(callTool("big__tool_399"), apiKey);
+    const rpc = await connector.next("rpc");
+    expect(rpc.request.params?.name).toBe("tool_399");
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [] } });
+    expect((await rpcMessages(await pending))[0]?.result).toEqual({ content: [] });
+  });
+
   it("tenants never see each other's servers", async () => {
     await connected([echoServer("secret")]);
     const other = await seedTenant();
