@@ -7,16 +7,20 @@
  *      (hashed) for this run; the token itself goes to the connector through its environment only.
  *   3. `wrangler dev` (workerd, local D1 and Durable Objects) on 127.0.0.1:$PORT (default 8787).
  *   4. The connector, running the file's servers and dialling out to the gateway.
+ *
+ * Environment: PORT (default 8787), MCP_GATEWAY_CONFIG (default ./gateway.yaml), MCP_GATEWAY_STATE (where local D1
+ * and Durable Objects persist; default wrangler's .wrangler/state).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../src/auth/secrets.ts";
 import { parseGatewayConfig } from "../src/config/schema.ts";
 import { applyMigrations, PROJECT_ROOT, seedDatabase } from "./local-gateway.ts";
 
 const port = Number(process.env.PORT ?? 8787);
-const configPath = join(PROJECT_ROOT, "gateway.yaml");
+const configPath = resolve(process.env.MCP_GATEWAY_CONFIG ?? join(PROJECT_ROOT, "gateway.yaml"));
+const statePath = process.env.MCP_GATEWAY_STATE ? resolve(process.env.MCP_GATEWAY_STATE) : undefined;
 const gatewayUrl = `http://127.0.0.1:${port}`;
 const children: ChildProcess[] = [];
 
@@ -66,14 +70,15 @@ async function main(): Promise<void> {
   const config = parsed.config;
 
   say("mcp-gateway: applying D1 migrations and seeding the local database…");
-  await applyMigrations();
+  await applyMigrations(statePath);
   const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);
-  await seedDatabase(config, { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) });
+  await seedDatabase(config, { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) }, statePath);
 
   const wrangler = run(
     process.execPath,
     [join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js"), "dev", "--ip", "127.0.0.1", "--port", String(port),
-      "--var", "ALLOWED_HOSTS:localhost,127.0.0.1", "--show-interactive-dev-session=false"],
+      "--var", "ALLOWED_HOSTS:localhost,127.0.0.1", "--show-interactive-dev-session=false",
+      ...(statePath ? ["--persist-to", statePath] : [])],
     { ...process.env, WRANGLER_SEND_METRICS: "false" },
   );
   await waitForGateway(wrangler);

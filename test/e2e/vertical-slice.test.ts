@@ -2,7 +2,11 @@
  * End to end: real MCP clients → the real Worker on workerd → the Connector Durable Object → the real connector
  * process → @modelcontextprotocol/server-everything as a supervised child.
  */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../scripts/local-gateway.ts";
 import { CLIENT_KINDS, connectClient, type AgentClient } from "./clients.ts";
 import { rawPost, startStack, waitForTools, type Stack } from "./stack.ts";
 
@@ -59,6 +63,25 @@ describe.each(CLIENT_KINDS)("with the %s client", (kind) => {
     expect(prompts.map((p: { name: string }) => p.name)).toContain("everything__simple-prompt");
     const prompt = await client.getPrompt("everything__simple-prompt");
     expect(prompt.messages.length).toBeGreaterThan(0);
+  });
+});
+
+describe("with the MCP Inspector CLI", () => {
+  const inspector = async (...args: string[]) => {
+    const cli = join(PROJECT_ROOT, "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js");
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [cli, "--cli", stack.mcpUrl.href, "--header", `Authorization: Bearer ${stack.apiKey}`, ...args],
+      { cwd: PROJECT_ROOT, timeout: 60_000 },
+    );
+    return JSON.parse(stdout);
+  };
+
+  it("lists tools and calls one", async () => {
+    const { tools } = await inspector("--method", "tools/list");
+    expect(tools.map((t: { name: string }) => t.name)).toContain("memory__read_graph");
+    const result = await inspector("--method", "tools/call", "--tool-name", "everything__echo", "--tool-arg", "message=from-inspector");
+    expect(result.content[0].text).toBe("Echo: from-inspector");
   });
 });
 
