@@ -9,7 +9,7 @@ export default defineConfig(async () => {
     test: {
       projects: [
         {
-          plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { TEST_MIGRATIONS: migrations } } })],
+          plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { TEST_MIGRATIONS: migrations, ALLOWED_HOSTS: "gateway.test" } } })],
           test: {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],

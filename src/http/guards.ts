@@ -2,7 +2,7 @@
  * @module Request guards in front of /mcp, as Hono middleware: browser Origin and Host checks (DNS-rebinding
  * protection, which the MCP SDK deliberately leaves to the host), the body size limit, and bearer authentication.
  */
-import { hostHeaderValidationResponse, originValidationResponse } from "@modelcontextprotocol/server";
+import { originValidationResponse, validateHostHeader } from "@modelcontextprotocol/server";
 import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
 import { authenticateApiKey } from "../auth/authenticate.ts";
@@ -24,12 +24,19 @@ function list(value: string | undefined): string[] {
 
 /** 403 for a browser Origin other than the gateway's own or ALLOWED_ORIGINS; Host checked when ALLOWED_HOSTS is set. */
 export const originGuard = createMiddleware<GatewayContext>(async (c, next) => {
+  const url = new URL(c.req.url);
   const allowedHosts = list(c.env.ALLOWED_HOSTS);
-  const hostRejection = allowedHosts.length > 0 ? hostHeaderValidationResponse(c.req.raw, allowedHosts) : undefined;
-  const rejection =
-    hostRejection ?? originValidationResponse(c.req.raw, [new URL(c.req.url).hostname, ...list(c.env.ALLOWED_ORIGINS)]);
+  if (allowedHosts.length > 0) {
+    // workerd derives the URL's host from the Host header; the URL stands in when a caller built the request itself.
+    const host = validateHostHeader(c.req.header("host") ?? url.host, allowedHosts);
+    if (!host.ok) {
+      log({ event: "request.refused", reason: "host", status: 403 }, "warn");
+      return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, `${host.message}; this gateway serves ${allowedHosts.join(", ")}`);
+    }
+  }
+  const rejection = originValidationResponse(c.req.raw, [url.hostname, ...list(c.env.ALLOWED_ORIGINS)]);
   if (rejection) {
-    log({ event: "request.refused", reason: hostRejection ? "host" : "origin", status: rejection.status }, "warn");
+    log({ event: "request.refused", reason: "origin", status: rejection.status }, "warn");
     return rejection;
   }
   await next();

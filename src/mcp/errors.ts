@@ -13,6 +13,8 @@ export const GatewayErrorCode = {
   UnknownTarget: -32602,
   /** No or a refused credential (HTTP 401). */
   Unauthenticated: -32001,
+  /** A Host or browser Origin the gateway does not serve (HTTP 403); the SDK's own Origin check uses it too. */
+  Forbidden: -32000,
 } as const;
 
 /** A JSON-RPC error response for failures that happen before a message is parsed (auth, origin, size). */

@@ -59,6 +59,62 @@ describe("authentication", () => {
   });
 });
 
+describe("protocol eras", () => {
+  it.each(["2025-11-25", "2025-06-18", "2025-03-26"])("initializes a %s client with that version", async (version) => {
+    const { apiKey } = await seedTenant();
+    const response = await mcpPost({ ...INITIALIZE, params: { ...INITIALIZE.params, protocolVersion: version } }, apiKey);
+    expect((await rpcMessages(response))[0]?.result.protocolVersion).toBe(version);
+  });
+
+  it("serves a 2026-07-28 request statelessly: no initialize, no session", async () => {
+    const { apiKey } = await seedTenant();
+    const response = await mcpPost(
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/list",
+        params: {
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" },
+            "io.modelcontextprotocol/clientCapabilities": {},
+          },
+        },
+      },
+      apiKey,
+      { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" },
+    );
+    expect(response.status).toBe(200);
+    expect(response.headers.get("mcp-session-id")).toBeNull();
+    expect((await rpcMessages(response))[0]?.result.tools).toEqual([]);
+  });
+});
+
+describe("hostile input", () => {
+  const hostile = [
+    ["a batch array", [{ jsonrpc: "2.0", id: 1, method: "tools/list" }, { jsonrpc: "2.0", id: 2, method: "tools/list" }]],
+    ["a JSON string", "\"tools/list\""],
+    ["a request without a method", { jsonrpc: "2.0", id: 1 }],
+    ["tools/call without params", { jsonrpc: "2.0", id: 1, method: "tools/call" }],
+    ["tools/call with a numeric name", { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: 42 } }],
+    ["tools/call with a 100 KB name", { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x".repeat(100_000), arguments: {} } }],
+    ["resources/read without a uri", { jsonrpc: "2.0", id: 1, method: "resources/read", params: {} }],
+    ["completion/complete with an unknown ref type", { jsonrpc: "2.0", id: 1, method: "completion/complete", params: { ref: { type: "ref/evil" }, argument: { name: "a", value: "b" } } }],
+    ["an unknown method", { jsonrpc: "2.0", id: 1, method: "admin/dropTables", params: {} }],
+    ["a prototype-polluting body", JSON.parse('{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"__proto__":{"polluted":true}}}')],
+  ] as const;
+
+  it.each(hostile)("answers %s with a JSON-RPC error or result, never a 5xx", async (_label, body) => {
+    const { apiKey } = await seedTenant();
+    const response = await mcpPost(body as unknown, apiKey);
+    expect(response.status).toBeLessThan(500);
+    const text = await response.clone().text();
+    expect(text.length).toBeLessThan(10_000); // a hostile name is never echoed whole
+    if (text) expect(text).toMatch(/"jsonrpc":"2.0"/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
 describe("request guards", () => {
   it("answers 403 for a foreign browser Origin and serves the gateway's own origin", async () => {
     const { apiKey } = await seedTenant();
@@ -66,6 +122,18 @@ describe("request guards", () => {
     expect(foreign.status).toBe(403);
     const own = await mcpPost(INITIALIZE, apiKey, { origin: BASE });
     expect(own.status).toBe(200);
+  });
+
+  it("answers 403 for a Host outside ALLOWED_HOSTS (DNS rebinding)", async () => {
+    const { apiKey } = await seedTenant();
+    const response = await exports.default.fetch(
+      new Request("https://rebound.example/mcp", {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify(INITIALIZE),
+      }),
+    );
+    expect(response.status).toBe(403);
   });
 
   it("refuses a body above the limit with 413 and a JSON-RPC error, before any handler runs", async () => {
