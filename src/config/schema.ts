@@ -7,7 +7,7 @@
  */
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { serverIdSchema } from "../link/protocol.ts";
+import { EDGE_CALL_DEADLINE_MS, serverIdSchema } from "../link/protocol.ts";
 import { exposedPrefix } from "../mcp/namespacing.ts";
 
 const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
@@ -23,8 +23,8 @@ export const serverConfigSchema = z.strictObject({
   /** Values may reference the connector's own environment as `${VAR}`; resolved on the connector host only. */
   env: z.record(envNameSchema, z.string()).default({}),
   enabled: z.boolean().default(true),
-  /** Per-call timeout in milliseconds. */
-  timeout: z.number().int().min(100).max(3_600_000).default(60_000),
+  /** Per-call timeout in milliseconds; at most the edge's own deadline for a relayed call. */
+  timeout: z.number().int().min(100).max(EDGE_CALL_DEADLINE_MS).default(60_000),
   /** Name tools and prompts `<prefix>__<name>` instead of `<id>__<name>`; "" exposes the upstream's own names. */
   prefix: z.union([serverIdSchema, z.literal("")]).optional(),
   /** Working directory of the child process. */

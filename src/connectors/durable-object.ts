@@ -11,6 +11,7 @@ import { database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { UpstreamErrorCode } from "../link/errors.ts";
 import {
+  EDGE_CALL_DEADLINE_MS,
   connectorFrameSchema,
   encodeFrame,
   HEARTBEAT_PING,
@@ -28,12 +29,6 @@ import { log } from "../log.ts";
 import { ReplicaReports } from "./replica-store.ts";
 import { mergeReplicaReports, pickReplica } from "./replicas.ts";
 import { syncConnectorServers } from "./server-registry.ts";
-
-/**
- * The edge's own bound on a relayed call. The connector enforces each server's configured timeout; this only
- * guarantees that no agent waits forever on a connector that stopped answering without closing its socket.
- */
-export const EDGE_CALL_DEADLINE_MS = 10 * 60 * 1000;
 
 /** Headers the Worker sets on the upgrade request after authenticating the connector token. */
 export const CONNECTOR_IDENTITY_HEADERS = { tenant: "x-gateway-tenant", connector: "x-gateway-connector" } as const;
@@ -96,10 +91,11 @@ export class ConnectorDurableObject extends DurableObject<Env> {
   }
 
   /**
-   * Relays one JSON-RPC request to a replica that has the server healthy and resolves with its reply. Expected
-   * failures are values, not exceptions (an exception thrown from an RPC method is logged as uncaught).
+   * Relays one JSON-RPC request to a replica that has the server healthy and resolves with its reply. The caller
+   * names the call (so it can {@link cancel} it). Expected failures are values, not exceptions (an exception
+   * thrown from an RPC method is logged as uncaught).
    */
-  async call(serverId: string, request: RelayedRequest, onNotification?: NotificationSink): Promise<CallOutcome> {
+  async call(callId: string, serverId: string, request: RelayedRequest, onNotification?: NotificationSink): Promise<CallOutcome> {
     const live = this.liveReplicas();
     const healthy = this.reports.healthyFor(serverId, live.map((r) => r.attachment.socketId));
     const replicas = live.map(({ socket, attachment }) => ({
@@ -115,7 +111,7 @@ export class ConnectorDurableObject extends DurableObject<Env> {
           : "no connected replica of its connector reports it healthy";
       return fail(UpstreamErrorCode.Unavailable, `server "${serverId}" is not available: ${reason}; retry shortly`);
     }
-    const callId = crypto.randomUUID();
+    if (this.pending.has(callId)) return fail(GatewayCallError.InvalidRequest, `call id "${callId}" is already in flight`);
     const encoded = encodeFrame({ type: "rpc", callId, serverId, request });
     if (!encoded.ok) {
       return fail(UpstreamErrorCode.TooLarge, `request of ${encoded.bytes} bytes exceeds the gateway's message size limit`);
@@ -137,6 +133,18 @@ export class ConnectorDurableObject extends DurableObject<Env> {
         settle(fail(UpstreamErrorCode.Unavailable, `server "${serverId}" is not available: the connector's socket just closed; retry`));
       }
     });
+  }
+
+  /**
+   * The agent went away: tell the replica to cancel the upstream request, and end the call. Returns whether the
+   * call was still in flight.
+   */
+  async cancel(callId: string, reason: string): Promise<boolean> {
+    const call = this.pending.get(callId);
+    if (!call) return false;
+    this.send(call.socket, { type: "cancel", callId, reason });
+    call.settle(fail(GatewayCallError.Cancelled, `the call was cancelled: ${reason}`));
+    return true;
   }
 
   /** The merged view of this connector's servers (for status pages and tests). */
@@ -280,6 +288,9 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     }
   }
 }
+
+/** JSON-RPC codes of calls the edge itself ends (the spec's own codes). */
+const GatewayCallError = { InvalidRequest: -32600, Cancelled: -32800 } as const;
 
 function fail(code: number, message: string): CallOutcome {
   return { ok: false, error: { code, message } };

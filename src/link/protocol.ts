@@ -17,6 +17,12 @@ export const LINK_PROTOCOL_VERSION = 1;
  */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The edge's bound on one relayed call. The connector enforces each server's own (shorter or equal) timeout; this
+ * only guarantees that no agent waits forever on a connector that stopped answering without closing its socket.
+ */
+export const EDGE_CALL_DEADLINE_MS = 10 * 60 * 1000;
+
 /** A frame wraps one message plus a small envelope (ids, server id, type). */
 export const MAX_FRAME_BYTES = MAX_MESSAGE_BYTES + 64 * 1024;
 

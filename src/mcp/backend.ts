@@ -15,7 +15,10 @@ export function connectorObjectName(tenant: string, connector: string): string {
   return `${tenant}/${connector}`;
 }
 
-export function workerBackend(env: Env, db: Database, principal: Principal): GatewayBackend {
+/**
+ * @param waitUntil keeps work alive after the agent's response has ended (the cancellation of an abandoned call).
+ */
+export function workerBackend(env: Env, db: Database, principal: Principal, waitUntil: (work: Promise<unknown>) => void): GatewayBackend {
   // One request reads the servers table once, however many handlers ask.
   let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string>; unavailable: UnavailableServer[] }> | undefined;
   const load = () =>
@@ -28,13 +31,20 @@ export function workerBackend(env: Env, db: Database, principal: Principal): Gat
   return {
     catalog: async () => (await load()).catalog,
     unavailableServers: async () => (await load()).unavailable,
-    async relay(serverId, request, onNotification) {
+    async relay(serverId, request, onNotification, signal) {
       const connector = (await load()).connectorOf.get(serverId);
       if (!connector) {
         return { ok: false, error: { code: UpstreamErrorCode.Unavailable, message: `server "${serverId}" is not available` } };
       }
       const stub = env.CONNECTOR.getByName(connectorObjectName(principal.tenant, connector));
-      return stub.call(serverId, request, onNotification);
+      const callId = crypto.randomUUID();
+      const cancel = () => waitUntil(stub.cancel(callId, "the agent disconnected"));
+      signal.addEventListener("abort", cancel, { once: true });
+      try {
+        return await stub.call(callId, serverId, request, onNotification);
+      } finally {
+        signal.removeEventListener("abort", cancel);
+      }
     },
   };
 }

@@ -22,8 +22,16 @@ export interface GatewayBackend {
   catalog(): Promise<AggregatedCatalog>;
   /** The tenant's servers that exist but cannot take calls now (disconnected, unhealthy), to explain a failure. */
   unavailableServers(): Promise<UnavailableServer[]>;
-  /** Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. */
-  relay(serverId: string, request: RelayedRequest, onNotification: (n: RelayedNotification) => Promise<void>): Promise<CallOutcome>;
+  /**
+   * Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. When
+   * `signal` aborts (the agent disconnected) the upstream request is cancelled.
+   */
+  relay(
+    serverId: string,
+    request: RelayedRequest,
+    onNotification: (n: RelayedNotification) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<CallOutcome>;
 }
 
 type Params = Record<string, unknown>;
@@ -123,7 +131,7 @@ async function relay(backend: GatewayBackend, serverId: string, method: string, 
       await ctx.mcpReq.notify(notification as never);
     }
   };
-  const outcome = await backend.relay(serverId, { method, params: upstreamParams(params) }, onNotification);
+  const outcome = await backend.relay(serverId, { method, params: upstreamParams(params) }, onNotification, ctx.mcpReq.signal);
   if (!outcome.ok) throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
   return outcome.result;
 }

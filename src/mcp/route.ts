@@ -14,7 +14,7 @@ import { createGatewayServer } from "./gateway-server.ts";
 
 export async function serveMcp(c: Context<GatewayContext>): Promise<Response> {
   const principal = c.get("principal");
-  const backend = workerBackend(c.env, database(c.env.DB), principal);
+  const backend = workerBackend(c.env, database(c.env.DB), principal, (work) => c.executionCtx.waitUntil(work));
   // A handler per request: the factory closes over this caller's backend, so no state crosses requests or tenants.
   const handler = createMcpHandler(() => createGatewayServer(backend), {
     maxRequestBodySize: MAX_MESSAGE_BYTES,

@@ -135,6 +135,17 @@ describe("relaying", () => {
     expect(message?.error).toMatchObject({ code: -32092, message: expect.stringMatching(/crashed/) });
   });
 
+  it("cancels the upstream request when the agent disconnects", async () => {
+    const { apiKey, connector } = await connected();
+    const agent = new AbortController();
+    const pending = mcpPost(callTool("crm__echo"), apiKey, {}, agent.signal).catch(() => undefined);
+    const rpc = await connector.next("rpc");
+    agent.abort();
+    const cancel = await connector.next("cancel", (f) => f.callId === rpc.callId);
+    expect(cancel.reason).toMatch(/agent disconnected/);
+    await pending;
+  });
+
   it("names an unknown tool and an unknown server prefix in the error", async () => {
     const { apiKey } = await connected();
     const [tool] = await rpcMessages(await mcpPost(callTool("crm__nope"), apiKey));

@@ -32,10 +32,11 @@ export async function seedTenant(options: { keys?: { id: string; key: string; en
   return { tenant, apiKey, connectorToken };
 }
 
-export function mcpPost(body: unknown, apiKey: string | undefined, headers: Record<string, string> = {}): Promise<Response> {
+export function mcpPost(body: unknown, apiKey: string | undefined, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
   return exports.default.fetch(
     new Request(`${BASE}/mcp`, {
       method: "POST",
+      ...(signal ? { signal } : {}),
       headers: {
         "content-type": "application/json",
         accept: "application/json, text/event-stream",
