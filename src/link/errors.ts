@@ -14,3 +14,12 @@ export const UpstreamErrorCode = {
   TooLarge: -32094,
 } as const;
 export type UpstreamErrorCode = (typeof UpstreamErrorCode)[keyof typeof UpstreamErrorCode];
+
+/** The JSON-RPC specification's own codes that the edge and the connector use when they end a call themselves. */
+export const JsonRpcErrorCode = {
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InternalError: -32603,
+  /** The call was cancelled (the agent went away, the edge gave up); MCP's RequestCancelled. */
+  RequestCancelled: -32800,
+} as const;

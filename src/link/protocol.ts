@@ -33,11 +33,14 @@ export const MAX_FRAME_BYTES = MAX_MESSAGE_BYTES + 64 * 1024;
 export const HEARTBEAT_PING = '{"type":"ping"}';
 export const HEARTBEAT_PONG = '{"type":"pong"}';
 
-/** Server ids and prefixes: safe in tool names (MCP allows [A-Za-z0-9_.-]) and free of the `__` separator. */
-export const SERVER_ID_PATTERN = /^(?!.*__)[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/**
+ * Server ids and prefixes: safe in tool names (MCP allows [A-Za-z0-9_.-]), free of the `__` separator and not
+ * ending in `_`, so `<prefix>__<name>` splits at exactly one place (`a_` + `__x` would read as `a` + `___x`).
+ */
+export const SERVER_ID_PATTERN = /^(?!.*__)(?!.*_$)[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const serverIdSchema = z
   .string()
-  .regex(SERVER_ID_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit, without '__'");
+  .regex(SERVER_ID_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit, without '__' and not ending in '_'");
 
 /** A JSON-RPC id as MCP allows it. */
 const jsonRpcIdSchema = z.union([z.string(), z.number()]);
@@ -65,8 +68,13 @@ export const serverReportSchema = z.object({
   /** How the server's tools and prompts are named to agents: absent = `<id>__`, "" = bare names, else `<prefix>__`. */
   prefix: z.union([serverIdSchema, z.literal("")]).optional(),
   health: serverHealthSchema,
-  /** Why the server is not healthy (crash loop, failed start), in words an operator can act on. */
+  /**
+   * Why the server is not healthy (crash loop, failed start), in words an operator can act on. Never the server's
+   * own output (stderr stays in the connector's log on its host: it may hold anything the server read or printed).
+   */
   detail: z.string().max(2000).optional(),
+  /** The server's per-call timeout: the edge waits this long (plus a margin) before failing a call itself. */
+  timeoutMs: z.number().int().positive().max(EDGE_CALL_DEADLINE_MS).optional(),
   catalog: serverCatalogSchema,
 });
 export type ServerReport = z.infer<typeof serverReportSchema>;
@@ -102,6 +110,8 @@ export const helloFrameSchema = z.object({
   connectorVersion: z.string().max(64),
   /** Distinguishes replicas of one connector (several hosts may run the same connector id). */
   replicaId: z.string().min(1).max(128),
+  /** How often this replica sends HEARTBEAT_PING; the edge treats a replica silent for 3 intervals as gone. */
+  heartbeatMs: z.number().int().min(100).max(300_000).optional(),
   servers: z.array(serverReportSchema).max(256),
 });
 
@@ -209,6 +219,8 @@ export const LinkErrorCode = {
   UnsupportedProtocol: "unsupported_protocol",
   UnknownServer: "unknown_server",
   ServerConflict: "server_conflict",
+  /** Some of a server's tools/prompts/resources are withheld: an older server of the tenant has the same names. */
+  NameConflict: "name_conflict",
   NotReady: "not_ready",
 } as const;
 
