@@ -9,7 +9,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client.ts";
 import type { Env } from "../env.ts";
-import { UpstreamErrorCode } from "../link/errors.ts";
+import { JsonRpcErrorCode, UpstreamErrorCode } from "../link/errors.ts";
 import {
   EDGE_CALL_DEADLINE_MS,
   connectorFrameSchema,
@@ -20,18 +20,27 @@ import {
   LinkErrorCode,
   parseFrame,
   type EdgeFrame,
-  type RelayedNotification,
+  type ErrorFrame,
   type RelayedRequest,
-  type RpcError,
   type ServerReport,
 } from "../link/protocol.ts";
 import { log } from "../log.ts";
+import { connectorObjectName, type CallOutcome, type NotificationSink } from "./connector-api.ts";
 import { ReplicaReports } from "./replica-store.ts";
 import { mergeReplicaReports, pickReplica } from "./replicas.ts";
 import { syncConnectorServers } from "./server-registry.ts";
 
 /** Headers the Worker sets on the upgrade request after authenticating the connector token. */
 export const CONNECTOR_IDENTITY_HEADERS = { tenant: "x-gateway-tenant", connector: "x-gateway-connector" } as const;
+
+/** The heartbeat interval assumed for a replica that does not state its own. */
+const DEFAULT_HEARTBEAT_MS = 15_000;
+/** A replica silent for this many heartbeat intervals takes no new calls (its socket may be dead but not closed). */
+const MISSED_HEARTBEATS = 3;
+/** Time the edge grants beyond a server's own timeout, for the connector to report that timeout itself. */
+const DEADLINE_MARGIN_MS = 5_000;
+/** Notifications queued for one call beyond this are dropped: a chatty upstream and a slow agent must not exhaust memory. */
+const MAX_QUEUED_NOTIFICATIONS = 256;
 
 /** Kept on each socket so it survives hibernation (at most 16 KiB: server reports live in ReplicaReports). */
 interface ReplicaAttachment {
@@ -41,13 +50,15 @@ interface ReplicaAttachment {
   socketId: string;
   /** Set by the replica's hello; a socket without one takes no calls. */
   replicaId?: string;
-  connectedAt: number;
+  heartbeatMs?: number;
+  /** When the replica said hello: its liveness until the first heartbeat. */
+  helloAt?: number;
 }
 
-export type CallOutcome = { ok: true; result: Record<string, unknown> } | { ok: false; error: RpcError };
-
-/** Receives the notifications an upstream sends while serving a call (an RPC stub of the Worker's function). */
-export type NotificationSink = (notification: RelayedNotification) => unknown;
+interface Identity {
+  tenant: string;
+  connector: string;
+}
 
 interface PendingCall {
   socket: WebSocket;
@@ -59,20 +70,29 @@ interface PendingCall {
    * an RPC back into the Worker, and nothing else orders them against the call's own return.
    */
   deliveries: Promise<unknown>;
+  queued: number;
 }
 
 export class ConnectorDurableObject extends DurableObject<Env> {
   /** Calls in flight. Not persisted: while a call's RPC is awaited the object cannot hibernate. */
   private readonly pending = new Map<string, PendingCall>();
   private readonly reports: ReplicaReports;
+  /** Syncs to D1 run one at a time; changes arriving meanwhile are folded into one more run. */
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  /** The conflict notices last sent to the replicas, so a steady state does not repeat them on every sync. */
+  private lastNotices = "";
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.reports = new ReplicaReports(ctx.storage.sql);
-    // Sockets that closed while the object was reset (a deploy) left rows behind.
-    this.reports.prune(this.liveReplicas().map((r) => r.attachment.socketId));
     // Heartbeats are answered by the runtime itself, without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
+    // Replicas whose sockets closed while the object was being reset (every deploy) left rows behind, and the
+    // servers table still calls their servers healthy: correct both before serving anything.
+    const pruned = this.reports.prune(this.liveReplicas().map((r) => r.attachment.socketId));
+    const identity = this.identity();
+    if (pruned && identity) void ctx.blockConcurrencyWhile(() => this.syncServers());
   }
 
   /** Accepts a replica's WebSocket. Only the Worker's /connect route reaches this, after authentication. */
@@ -82,51 +102,63 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket" || !tenant || !connector) {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
+    // An object serves exactly the connector it is named after; anything else is a routing bug, refused.
+    const known = this.identity();
+    if ((known && (known.tenant !== tenant || known.connector !== connector)) || (this.ctx.id.name && this.ctx.id.name !== connectorObjectName(tenant, connector))) {
+      log({ event: "connector.identity_mismatch", tenant, connector }, "error");
+      return new Response("this object serves another connector", { status: 403 });
+    }
+    if (!known) this.ctx.storage.kv.put("identity", { tenant, connector } satisfies Identity);
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
-    const attachment: ReplicaAttachment = { tenant, connector, socketId: crypto.randomUUID(), connectedAt: Date.now() };
-    server.serializeAttachment(attachment);
+    server.serializeAttachment({ tenant, connector, socketId: crypto.randomUUID() } satisfies ReplicaAttachment);
     log({ event: "connector.attached", tenant, connector });
     return new Response(null, { status: 101, webSocket: client });
   }
 
   /**
    * Relays one JSON-RPC request to a replica that has the server healthy and resolves with its reply. The caller
-   * names the call (so it can {@link cancel} it). Expected failures are values, not exceptions (an exception
-   * thrown from an RPC method is logged as uncaught).
+   * names the call (so it can {@link cancel} it).
    */
   async call(callId: string, serverId: string, request: RelayedRequest, onNotification?: NotificationSink): Promise<CallOutcome> {
-    const live = this.liveReplicas();
+    if (this.pending.has(callId)) return fail(JsonRpcErrorCode.InvalidRequest, `call id "${callId}" is already in flight`);
+    const attached = this.liveReplicas();
+    const live = attached.filter((r) => this.isResponsive(r.socket, r.attachment));
     const healthy = this.reports.healthyFor(serverId, live.map((r) => r.attachment.socketId));
-    const replicas = live.map(({ socket, attachment }) => ({
-      socket,
-      healthy: healthy.has(attachment.socketId),
-      inFlight: [...this.pending.values()].filter((p) => p.socket === socket).length,
-    }));
-    const replica = pickReplica(replicas);
+    const replica = pickReplica(
+      live.map(({ socket, attachment }) => ({
+        socket,
+        healthy: healthy.has(attachment.socketId),
+        timeoutMs: healthy.get(attachment.socketId),
+        inFlight: [...this.pending.values()].filter((p) => p.socket === socket).length,
+      })),
+    );
     if (!replica) {
       const reason =
-        replicas.length === 0
+        attached.length === 0
           ? "its connector is not connected"
-          : "no connected replica of its connector reports it healthy";
+          : live.length === 0
+            ? "its connector has stopped answering heartbeats"
+            : "no connected replica of its connector reports it healthy";
       return fail(UpstreamErrorCode.Unavailable, `server "${serverId}" is not available: ${reason}; retry shortly`);
     }
-    if (this.pending.has(callId)) return fail(GatewayCallError.InvalidRequest, `call id "${callId}" is already in flight`);
     const encoded = encodeFrame({ type: "rpc", callId, serverId, request });
     if (!encoded.ok) {
       return fail(UpstreamErrorCode.TooLarge, `request of ${encoded.bytes} bytes exceeds the gateway's message size limit`);
     }
+    // The connector enforces the server's timeout; the edge waits a little longer, for a replica that went silent.
+    const deadlineMs = Math.min(EDGE_CALL_DEADLINE_MS, (replica.timeoutMs ?? EDGE_CALL_DEADLINE_MS) + DEADLINE_MARGIN_MS);
     return new Promise<CallOutcome>((resolve) => {
       const deadline = setTimeout(() => {
         this.send(replica.socket, { type: "cancel", callId, reason: "edge deadline exceeded" });
-        settle(fail(UpstreamErrorCode.Timeout, `server "${serverId}" did not answer within ${EDGE_CALL_DEADLINE_MS / 1000} s`));
-      }, EDGE_CALL_DEADLINE_MS);
+        settle(fail(UpstreamErrorCode.Timeout, `server "${serverId}" did not answer within ${Math.round(deadlineMs / 1000)} s; its connector may be unreachable`));
+      }, deadlineMs);
       const settle = (outcome: CallOutcome) => {
         if (!this.pending.delete(callId)) return;
         clearTimeout(deadline);
         resolve(outcome);
       };
-      this.pending.set(callId, { socket: replica.socket, serverId, settle, onNotification, deliveries: Promise.resolve() });
+      this.pending.set(callId, { socket: replica.socket, serverId, settle, onNotification, deliveries: Promise.resolve(), queued: 0 });
       try {
         replica.socket.send(encoded.text);
       } catch {
@@ -143,18 +175,8 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     const call = this.pending.get(callId);
     if (!call) return false;
     this.send(call.socket, { type: "cancel", callId, reason });
-    call.settle(fail(GatewayCallError.Cancelled, `the call was cancelled: ${reason}`));
+    call.settle(fail(JsonRpcErrorCode.RequestCancelled, `the call was cancelled: ${reason}`));
     return true;
-  }
-
-  /** The merged view of this connector's servers (for status pages and tests). */
-  async servers(): Promise<ServerReport[]> {
-    return this.mergedReports();
-  }
-
-  /** How many replicas are attached and registered. */
-  async replicaCount(): Promise<number> {
-    return this.liveReplicas().length;
   }
 
   override async webSocketMessage(socket: WebSocket, data: string | ArrayBuffer): Promise<void> {
@@ -162,11 +184,8 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     if (!parsed.ok) {
       log({ event: "link.invalid_frame", code: parsed.error.code, detail: parsed.error.message }, "warn");
       // A broken reply must not leave its call hanging.
-      const callId = parsed.error.callId;
-      const call = callId ? this.pending.get(callId) : undefined;
-      if (call && call.socket === socket) {
-        call.settle(fail(UpstreamErrorCode.Unavailable, `the connector sent an invalid reply: ${parsed.error.message}`));
-      }
+      const call = this.callOf(socket, parsed.error.callId);
+      call?.settle(fail(UpstreamErrorCode.Unavailable, `the connector sent an invalid reply: ${parsed.error.message}`));
       this.send(socket, parsed.error);
       return;
     }
@@ -181,8 +200,13 @@ export class ConnectorDurableObject extends DurableObject<Env> {
           return;
         }
         this.reports.replace(attachment.socketId, frame.servers);
-        socket.serializeAttachment({ ...attachment, replicaId: frame.replicaId });
-        await this.syncServers(attachment, socket);
+        socket.serializeAttachment({
+          ...attachment,
+          replicaId: frame.replicaId,
+          helloAt: Date.now(),
+          ...(frame.heartbeatMs ? { heartbeatMs: frame.heartbeatMs } : {}),
+        } satisfies ReplicaAttachment);
+        await this.syncServers();
         this.send(socket, { type: "welcome", tenant: attachment.tenant, connector: attachment.connector });
         log({ event: "connector.hello", tenant: attachment.tenant, connector: attachment.connector, replica: frame.replicaId, servers: frame.servers.length });
         return;
@@ -193,24 +217,30 @@ export class ConnectorDurableObject extends DurableObject<Env> {
           return;
         }
         this.reports.upsert(attachment.socketId, frame.server);
-        await this.syncServers(attachment, socket);
         log({ event: "server.status", tenant: attachment.tenant, connector: attachment.connector, server: frame.server.id, status: frame.server.health });
+        await this.syncServers();
         return;
       }
       case "result": {
-        const call = this.pending.get(frame.callId);
-        if (!call || call.socket !== socket) return; // late reply to a call that already failed or timed out
+        // Only the socket a call was sent on may answer it: another replica cannot settle someone else's call.
+        const call = this.callOf(socket, frame.callId);
+        if (!call) return; // a late reply to a call that already failed, timed out or was cancelled
         const outcome: CallOutcome = frame.error ? { ok: false, error: frame.error } : { ok: true, result: frame.result ?? {} };
         void call.deliveries.then(() => call.settle(outcome));
         return;
       }
       case "notification": {
-        const call = this.pending.get(frame.callId);
+        const call = this.callOf(socket, frame.callId);
         const sink = call?.onNotification;
-        if (!call || call.socket !== socket || !sink) return;
+        if (!call || !sink) return;
+        if (call.queued >= MAX_QUEUED_NOTIFICATIONS) return; // the agent is not keeping up: progress is lossy by nature
+        call.queued++;
         // Chained per call, never awaited here: a slow agent delays only its own call, not the connector's others.
         // A failed delivery (the agent went away) is dropped; its result will be dropped the same way.
-        call.deliveries = call.deliveries.then(() => sink(frame.message)).catch(() => {});
+        call.deliveries = call.deliveries
+          .then(() => sink(frame.message))
+          .catch(() => {})
+          .finally(() => call.queued--);
         return;
       }
       case "ping":
@@ -220,10 +250,7 @@ export class ConnectorDurableObject extends DurableObject<Env> {
         return;
       case "error":
         log({ event: "link.connector_error", tenant: attachment.tenant, connector: attachment.connector, code: frame.code, detail: frame.message }, "warn");
-        if (frame.callId) {
-          const call = this.pending.get(frame.callId);
-          if (call && call.socket === socket) call.settle(fail(UpstreamErrorCode.Unavailable, frame.message));
-        }
+        this.callOf(socket, frame.callId)?.settle(fail(UpstreamErrorCode.Unavailable, frame.message));
         return;
     }
   }
@@ -252,17 +279,61 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     if (!attachment) return;
     this.reports.remove(attachment.socketId);
     log({ event: "connector.detached", tenant: attachment.tenant, connector: attachment.connector, replica: attachment.replicaId, how });
-    await this.syncServers(attachment, socket);
+    await this.syncServers();
   }
 
-  /** Writes the merged view of every still-attached replica to D1; refuses servers another connector owns. */
-  private async syncServers(identity: ReplicaAttachment, changed: WebSocket): Promise<void> {
-    const outcome = await syncConnectorServers(database(this.env.DB), identity.tenant, identity.connector, this.mergedReports(), Date.now());
-    for (const { serverId, ownedBy } of outcome.refused) {
-      const message = `server id "${serverId}" is already served by connector "${ownedBy}" in this tenant; rename it in this connector's gateway.yaml`;
-      log({ event: "server.refused", tenant: identity.tenant, connector: identity.connector, server: serverId, detail: message }, "warn");
-      this.send(changed, { type: "error", code: LinkErrorCode.ServerConflict, message });
+  /**
+   * Writes the merged view of every live replica to D1, one sync at a time: a burst of status frames costs one
+   * sync in flight plus one more, never one per frame, and a later view can never be overwritten by an earlier one.
+   */
+  private syncServers(): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
     }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        await this.syncOnce();
+      } while (this.syncAgain);
+    })().finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private async syncOnce(): Promise<void> {
+    const identity = this.identity();
+    if (!identity) return;
+    const { tenant, connector } = identity;
+    const outcome = await syncConnectorServers(database(this.env.DB), tenant, connector, this.mergedReports(), Date.now());
+    const notices: ErrorFrame[] = [
+      ...outcome.refused.map(({ serverId, ownedBy }) => ({
+        type: "error" as const,
+        code: LinkErrorCode.ServerConflict,
+        message: `server id "${serverId}" belongs to connector "${ownedBy}" in this tenant and is not served from here; rename it in this connector's gateway.yaml`,
+      })),
+      ...outcome.conflicts.map(({ serverId, note }) => ({
+        type: "error" as const,
+        code: LinkErrorCode.NameConflict,
+        message: `server "${serverId}": ${note}`,
+      })),
+    ];
+    for (const notice of notices) log({ event: "server.conflict", tenant, connector, code: notice.code, detail: notice.message }, "warn");
+    // Operators read these in the connector's log on their host; repeated only when they change.
+    const text = JSON.stringify(notices);
+    if (text === this.lastNotices) return;
+    this.lastNotices = text;
+    for (const { socket } of this.liveReplicas()) for (const notice of notices) this.send(socket, notice);
+  }
+
+  /** The tenant and connector this object serves, recorded when its first replica attached. */
+  private identity(): Identity | undefined {
+    return this.ctx.storage.kv.get<Identity>("identity");
+  }
+
+  /** The pending call `callId`, if it was sent on this socket. */
+  private callOf(socket: WebSocket, callId: string | undefined): PendingCall | undefined {
+    const call = callId === undefined ? undefined : this.pending.get(callId);
+    return call && call.socket === socket ? call : undefined;
   }
 
   /** Open sockets whose replica has said hello. */
@@ -271,6 +342,13 @@ export class ConnectorDurableObject extends DurableObject<Env> {
       const attachment = socket.deserializeAttachment() as ReplicaAttachment | null;
       return attachment?.replicaId && socket.readyState === WebSocket.OPEN ? [{ socket, attachment }] : [];
     });
+  }
+
+  /** Heard from within the last few heartbeat intervals (a half-open socket stays OPEN until TCP gives up). */
+  private isResponsive(socket: WebSocket, attachment: ReplicaAttachment): boolean {
+    const lastPing = this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0;
+    const lastHeard = Math.max(lastPing, attachment.helloAt ?? 0);
+    return Date.now() - lastHeard <= MISSED_HEARTBEATS * (attachment.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
   }
 
   /** One report per server across the live replicas. */
@@ -288,9 +366,6 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     }
   }
 }
-
-/** JSON-RPC codes of calls the edge itself ends (the spec's own codes). */
-const GatewayCallError = { InvalidRequest: -32600, Cancelled: -32800 } as const;
 
 function fail(code: number, message: string): CallOutcome {
   return { ok: false, error: { code, message } };

@@ -45,14 +45,15 @@ export class ReplicaReports {
     this.sql.exec("DELETE FROM replica_servers WHERE socket_id = ?", socketId);
   }
 
-  /** Drops the rows of sockets that are gone (e.g. closed while the object was being reset). */
-  prune(liveSocketIds: readonly string[]): void {
+  /** Drops the rows of sockets that are gone (e.g. closed while the object was being reset); true if any were. */
+  prune(liveSocketIds: readonly string[]): boolean {
     const live = new Set(liveSocketIds);
     const stale = this.sql
       .exec<{ socket_id: string }>("SELECT DISTINCT socket_id FROM replica_servers")
       .toArray()
       .filter((row) => !live.has(row.socket_id));
     for (const row of stale) this.remove(row.socket_id);
+    return stale.length > 0;
   }
 
   /** Every report of the given sockets, grouped by socket. */
@@ -65,16 +66,24 @@ export class ReplicaReports {
     );
   }
 
-  /** Which of the given sockets report the server healthy (cheap: no report is parsed). */
-  healthyFor(serverId: string, socketIds: readonly string[]): Set<string> {
+  /**
+   * The sockets among `socketIds` that report the server healthy, each with the server's per-call timeout as that
+   * replica reported it (cheap: no report is parsed in JavaScript).
+   */
+  healthyFor(serverId: string, socketIds: readonly string[]): Map<string, number | undefined> {
     const live = new Set(socketIds);
-    return new Set(
-      this.sql
-        .exec<{ socket_id: string }>("SELECT socket_id FROM replica_servers WHERE server_id = ? AND health = 'healthy'", serverId)
-        .toArray()
-        .map((row) => row.socket_id)
-        .filter((id) => live.has(id)),
-    );
+    const rows = this.sql
+      .exec<{ socket_id: string; timeout_ms: number | null }>(
+        "SELECT socket_id, json_extract(report, '$.timeoutMs') AS timeout_ms FROM replica_servers WHERE server_id = ? AND health = 'healthy'",
+        serverId,
+      )
+      .toArray();
+    return new Map(rows.filter((row) => live.has(row.socket_id)).map((row) => [row.socket_id, row.timeout_ms ?? undefined]));
+  }
+
+  /** Whether any row exists (after a prune: whether the object still believes in any replica). */
+  isEmpty(): boolean {
+    return this.sql.exec("SELECT 1 FROM replica_servers LIMIT 1").toArray().length === 0;
   }
 }
 

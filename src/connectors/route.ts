@@ -7,7 +7,7 @@ import { authenticateConnector } from "../auth/authenticate.ts";
 import { database } from "../db/client.ts";
 import type { GatewayContext } from "../http/guards.ts";
 import { log } from "../log.ts";
-import { connectorObjectName } from "../mcp/backend.ts";
+import { connectorObjectName } from "./connector-api.ts";
 import { CONNECTOR_IDENTITY_HEADERS } from "./durable-object.ts";
 
 export async function acceptConnector(c: Context<GatewayContext>): Promise<Response> {

@@ -7,57 +7,44 @@ import { servers } from "../db/schema.ts";
 import type { ServerCatalog, ServerReport } from "../link/protocol.ts";
 import { buildCatalog, describeConflicts, type CatalogServer } from "../mcp/catalog.ts";
 
-/** A server an agent can use right now, with the connector that serves it. */
-export interface AvailableServer extends CatalogServer {
+/** A server of the tenant with the connector that serves it. */
+export interface RegisteredServer extends CatalogServer {
   connectorId: string;
 }
 
-/** A server the tenant has that cannot take calls now, and why. */
-export interface UnavailableServer {
-  id: string;
-  prefix?: string | undefined;
-  status: string;
-  detail?: string | undefined;
-}
-
-/** The tenant's enabled servers: those reported healthy (its catalog) and the others (to explain a failed call). */
-export async function tenantServers(db: Database, tenant: string): Promise<{ available: AvailableServer[]; unavailable: UnavailableServer[] }> {
+/** Every enabled server of the tenant, available or not: names stay claimed by their server while it is down. */
+export async function tenantServers(db: Database, tenant: string): Promise<RegisteredServer[]> {
   const rows = await db
     .select()
     .from(servers)
     .where(and(eq(servers.tenantId, tenant), eq(servers.enabled, true)))
     .all();
-  const available = rows.filter((row) => row.status === "healthy").map(toAvailable);
-  const unavailable = rows
-    .filter((row) => row.status !== "healthy")
-    .map((row) => ({ id: row.id, prefix: row.prefix ?? undefined, status: row.status, detail: row.statusDetail ?? undefined }));
-  return { available, unavailable };
-}
-
-/** Servers that are enabled and reported healthy, for the tenant's catalog. */
-export async function availableServers(db: Database, tenant: string): Promise<AvailableServer[]> {
-  return (await tenantServers(db, tenant)).available;
-}
-
-function toAvailable(row: typeof servers.$inferSelect): AvailableServer {
-  return {
+  return rows.map((row) => ({
     id: row.id,
     name: row.name,
     prefix: row.prefix ?? undefined,
     registeredAt: row.registeredAt,
+    available: row.status === "healthy",
+    status: row.status,
     catalog: row.catalog as ServerCatalog,
     connectorId: row.connectorId,
-  };
+  }));
 }
 
 export interface SyncOutcome {
-  /** Reported servers whose id another connector of the tenant already serves: not registered. */
+  /** Reported servers whose id another connector of the tenant owns: not registered. */
   refused: { serverId: string; ownedBy: string }[];
+  /** This connector's servers that have names withheld, with the sentence that says why. */
+  conflicts: { serverId: string; note: string }[];
 }
 
 /**
  * Records a connector's merged server reports: upserts reported servers, marks its servers that no replica reports
  * any more as disconnected, and refreshes every tenant server's name-conflict note.
+ *
+ * A server id belongs to the first connector that reported it, for good: a second connector reporting the same id
+ * (even while the owner is disconnected, as after every deploy) is refused, or whichever reconnected first would
+ * receive the other's calls and their arguments. Moving a server between connectors is an administrative act.
  */
 export async function syncConnectorServers(
   db: Database,
@@ -74,13 +61,12 @@ export async function syncConnectorServers(
 
   for (const report of reports) {
     const row = byId.get(report.id);
-    if (row && row.connectorId !== connector && row.status !== "disconnected") {
+    if (row && row.connectorId !== connector) {
       refused.push({ serverId: report.id, ownedBy: row.connectorId });
       continue;
     }
     reported.add(report.id);
     const values = {
-      connectorId: connector,
       name: report.name,
       prefix: report.prefix ?? null,
       status: report.health,
@@ -91,7 +77,7 @@ export async function syncConnectorServers(
     writes.push(
       db
         .insert(servers)
-        .values({ tenantId: tenant, id: report.id, registeredAt: now, ...values })
+        .values({ tenantId: tenant, id: report.id, connectorId: connector, registeredAt: now, ...values })
         .onConflictDoUpdate({ target: [servers.tenantId, servers.id], set: values }),
     );
   }
@@ -106,21 +92,25 @@ export async function syncConnectorServers(
     }
   }
   if (writes.length > 0) await db.batch(writes as [(typeof writes)[number], ...typeof writes]);
-  await refreshConflicts(db, tenant);
-  return { refused };
+  const notes = await refreshConflicts(db, tenant);
+  const conflicts = [...notes].flatMap(([serverId, note]) => (reported.has(serverId) && note ? [{ serverId, note }] : []));
+  return { refused, conflicts };
 }
 
 /** Recomputes which names each server of the tenant is denied because an older server holds them. */
-async function refreshConflicts(db: Database, tenant: string): Promise<void> {
-  const available = await availableServers(db, tenant);
-  const { conflicts } = buildCatalog(available);
+async function refreshConflicts(db: Database, tenant: string): Promise<Map<string, string | null>> {
+  const registered = await tenantServers(db, tenant);
+  const { conflicts } = buildCatalog(registered);
   const rows = await db.select({ id: servers.id, conflicts: servers.conflicts }).from(servers).where(eq(servers.tenantId, tenant)).all();
+  const notes = new Map<string, string | null>();
   const writes = [];
   for (const row of rows) {
     const note = describeConflicts(conflicts, row.id) ?? null;
+    notes.set(row.id, note);
     if (note !== row.conflicts) {
       writes.push(db.update(servers).set({ conflicts: note }).where(and(eq(servers.tenantId, tenant), eq(servers.id, row.id))));
     }
   }
   if (writes.length > 0) await db.batch(writes as [(typeof writes)[number], ...typeof writes]);
+  return notes;
 }

@@ -1,36 +1,38 @@
 /**
- * @module The Worker's GatewayBackend: the catalog from D1 (servers reported healthy) and relaying through the
- * Connector Durable Object of the connector that serves each server.
+ * @module The Worker's GatewayBackend: the catalog from D1 (every enabled server, with its availability) and
+ * relaying through the Connector Durable Object of the connector that serves each server.
+ *
+ * Platform failures (D1, a Durable Object being reset) become stable Unavailable errors here; their raw messages,
+ * which can name tables, parameters or internals, go to the log only.
  */
+import { ProtocolError } from "@modelcontextprotocol/server";
 import type { Principal } from "../auth/principal.ts";
-import { tenantServers, type UnavailableServer } from "../connectors/server-registry.ts";
-import { UpstreamErrorCode } from "../link/errors.ts";
+import { connectorObjectName } from "../connectors/connector-api.ts";
+import { tenantServers } from "../connectors/server-registry.ts";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
+import { UpstreamErrorCode } from "../link/errors.ts";
+import { log } from "../log.ts";
 import { buildCatalog, type AggregatedCatalog } from "./catalog.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
-
-/** The Durable Object name of a connector: tenants never share one. */
-export function connectorObjectName(tenant: string, connector: string): string {
-  return `${tenant}/${connector}`;
-}
 
 /**
  * @param waitUntil keeps work alive after the agent's response has ended (the cancellation of an abandoned call).
  */
 export function workerBackend(env: Env, db: Database, principal: Principal, waitUntil: (work: Promise<unknown>) => void): GatewayBackend {
   // One request reads the servers table once, however many handlers ask.
-  let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string>; unavailable: UnavailableServer[] }> | undefined;
+  let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string> }> | undefined;
   const load = () =>
-    (loaded ??= tenantServers(db, principal.tenant).then(({ available, unavailable }) => ({
-      catalog: buildCatalog(available),
-      connectorOf: new Map(available.map((s) => [s.id, s.connectorId])),
-      unavailable,
-    })));
+    (loaded ??= tenantServers(db, principal.tenant).then(
+      (servers) => ({ catalog: buildCatalog(servers), connectorOf: new Map(servers.map((s) => [s.id, s.connectorId])) }),
+      (error: unknown) => {
+        log({ event: "catalog.unavailable", tenant: principal.tenant, detail: (error as Error).message }, "error");
+        throw new ProtocolError(UpstreamErrorCode.Unavailable, "The gateway could not read its server registry; retry shortly");
+      },
+    ));
 
   return {
     catalog: async () => (await load()).catalog,
-    unavailableServers: async () => (await load()).unavailable,
     async relay(serverId, request, onNotification, signal) {
       const connector = (await load()).connectorOf.get(serverId);
       if (!connector) {
@@ -38,10 +40,20 @@ export function workerBackend(env: Env, db: Database, principal: Principal, wait
       }
       const stub = env.CONNECTOR.getByName(connectorObjectName(principal.tenant, connector));
       const callId = crypto.randomUUID();
-      const cancel = () => waitUntil(stub.cancel(callId, "the agent disconnected"));
+      const cancel = () => waitUntil(stub.cancel(callId, "the agent disconnected").catch(() => false));
+      if (signal.aborted) {
+        return { ok: false, error: { code: UpstreamErrorCode.Unavailable, message: "the agent disconnected before the call was sent" } };
+      }
       signal.addEventListener("abort", cancel, { once: true });
       try {
         return await stub.call(callId, serverId, request, onNotification);
+      } catch (error) {
+        // The object was reset or overloaded mid-call (a deploy, an eviction): the call's fate is unknown.
+        log({ event: "relay.interrupted", tenant: principal.tenant, server: serverId, detail: (error as Error).message }, "error");
+        return {
+          ok: false,
+          error: { code: UpstreamErrorCode.Unavailable, message: `the link to server "${serverId}" was interrupted during the call; it may or may not have run — retry if it is safe to` },
+        };
       } finally {
         signal.removeEventListener("abort", cancel);
       }

@@ -4,7 +4,9 @@
  *
  * Pure. Listing and routing both read the same catalog, so a name an agent was shown is exactly a name that
  * routes. When two servers would expose the same name, the server registered first keeps it and the newer one's
- * item is withheld and reported as a conflict — never a silent first-wins at call time.
+ * item is withheld and reported as a conflict — never a silent first-wins at call time. Names are claimed over
+ * every enabled server, available or not: while the older server is down its names stay its own (a call fails as
+ * unavailable) instead of moving to the newer server, which would send the agent's arguments somewhere else.
  */
 import { UriTemplate } from "@modelcontextprotocol/server";
 import type { ServerCatalog } from "../link/protocol.ts";
@@ -17,6 +19,11 @@ export interface CatalogServer {
   prefix?: string | undefined;
   /** Older servers keep their names when names clash. */
   registeredAt: number;
+  /** Whether it takes calls now (reported healthy by a connected replica); only available servers are listed. */
+  available: boolean;
+  /** Its health as last known (healthy, starting, unhealthy, stopped, disconnected), for error messages. */
+  status: string;
+  /** Its last reported catalog (kept while it is down, so its names stay claimed). */
   catalog: ServerCatalog;
 }
 
@@ -53,15 +60,22 @@ export interface Conflict {
 }
 
 export interface AggregatedCatalog {
+  /** What agents are shown: the items of available servers. */
   tools: RoutedItem[];
   prompts: RoutedItem[];
   resources: ResourceRoute[];
   resourceTemplates: TemplateRoute[];
   conflicts: Conflict[];
+  /** The route of a name, whether or not its server is available now (check with {@link server}). */
   tool(name: string): RoutedItem | undefined;
   prompt(name: string): RoutedItem | undefined;
   /** The server that serves a URI: a listed resource first, else the oldest server with a matching template. */
   resourceServer(uri: string): string | undefined;
+  /** The server of a template, by its exact URI template (completion references name templates). */
+  templateServer(uriTemplate: string): string | undefined;
+  server(id: string): CatalogServer | undefined;
+  /** The servers whose names carry this prefix (one, unless it is "" shared by servers with bare names). */
+  serversWithPrefix(prefix: string): CatalogServer[];
 }
 
 export function buildCatalog(servers: readonly CatalogServer[]): AggregatedCatalog {
@@ -85,15 +99,20 @@ export function buildCatalog(servers: readonly CatalogServer[]): AggregatedCatal
     }
   }
 
+  const byId = new Map(ordered.map((s) => [s.id, s]));
+  const listed = <T extends { serverId: string }>(routes: Map<string, T>) => [...routes.values()].filter((r) => byId.get(r.serverId)?.available);
   return {
-    tools: [...tools.values()],
-    prompts: [...prompts.values()],
-    resources: [...resources.values()],
-    resourceTemplates: [...templates.values()],
+    tools: listed(tools),
+    prompts: listed(prompts),
+    resources: listed(resources),
+    resourceTemplates: listed(templates),
     conflicts,
     tool: (name) => tools.get(name),
     prompt: (name) => prompts.get(name),
     resourceServer: (uri) => resources.get(uri)?.serverId ?? matchTemplate([...templates.values()], uri),
+    templateServer: (uriTemplate) => templates.get(uriTemplate)?.serverId,
+    server: (id) => byId.get(id),
+    serversWithPrefix: (prefix) => ordered.filter((s) => exposedPrefix(s) === prefix),
   };
 }
 

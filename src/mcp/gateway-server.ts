@@ -6,22 +6,19 @@
  * exercised with a real backend in workerd and end to end.
  */
 import { ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
-import type { CallOutcome } from "../connectors/durable-object.ts";
-import type { UnavailableServer } from "../connectors/server-registry.ts";
+import type { CallOutcome } from "../connectors/connector-api.ts";
 import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
-import type { AggregatedCatalog } from "./catalog.ts";
+import type { AggregatedCatalog, RoutedItem } from "./catalog.ts";
 import { GatewayErrorCode } from "./errors.ts";
-import { exposedPrefix, prefixOf } from "./namespacing.ts";
+import { prefixOf } from "./namespacing.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
 export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
 
 /** What the MCP handlers need from the platform. */
 export interface GatewayBackend {
-  /** The caller's tenant's catalog, built from the servers available now. */
+  /** The caller's tenant's catalog: every enabled server, with which of them take calls now. */
   catalog(): Promise<AggregatedCatalog>;
-  /** The tenant's servers that exist but cannot take calls now (disconnected, unhealthy), to explain a failure. */
-  unavailableServers(): Promise<UnavailableServer[]>;
   /**
    * Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. When
    * `signal` aborts (the agent disconnected) the upstream request is cancelled.
@@ -52,8 +49,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
   server.setRequestHandler("tools/call", async (request, ctx) => {
     const params = request.params as Params & { name: string };
     const catalog = await backend.catalog();
-    const route = catalog.tool(params.name);
-    if (!route) throw await unknownName(backend, "tool", params.name, catalog.tools.map((t) => t.name));
+    const route = routeOf(catalog, "tool", params.name);
     return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
@@ -66,8 +62,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
   server.setRequestHandler("prompts/get", async (request, ctx) => {
     const params = request.params as Params & { name: string };
     const catalog = await backend.catalog();
-    const route = catalog.prompt(params.name);
-    if (!route) throw await unknownName(backend, "prompt", params.name, catalog.prompts.map((p) => p.name));
+    const route = routeOf(catalog, "prompt", params.name);
     return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
@@ -90,6 +85,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     if (!serverId) {
       throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${clip(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
     }
+    assertAvailable(catalog, serverId);
     return relay(backend, serverId, "resources/read", params, ctx) as never;
   });
 
@@ -98,16 +94,15 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     const catalog = await backend.catalog();
     const ref = params.ref;
     if (ref.type === "ref/prompt" && typeof ref.name === "string") {
-      const route = catalog.prompt(ref.name);
-      if (!route) throw await unknownName(backend, "prompt", ref.name, catalog.prompts.map((p) => p.name));
+      const route = routeOf(catalog, "prompt", ref.name);
       return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx) as never;
     }
     if (ref.type === "ref/resource" && typeof ref.uri === "string") {
-      const template = catalog.resourceTemplates.find((t) => t.definition.uriTemplate === ref.uri);
-      const serverId = template?.serverId ?? catalog.resourceServer(ref.uri);
+      const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
       if (!serverId) {
         throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${clip(ref.uri)}": no server lists it`);
       }
+      assertAvailable(catalog, serverId);
       return relay(backend, serverId, "completion/complete", params, ctx) as never;
     }
     throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${clip(String(ref.type))}"`);
@@ -150,20 +145,31 @@ function upstreamParams(params: Params): Params {
 }
 
 /**
- * The error for a name no available server exposes: Unavailable when it belongs to a server the tenant has that is
- * down right now (so the agent knows to retry), else Unknown with a hint.
+ * The route of a tool or prompt name whose server takes calls now. A name its (older) server holds while down is
+ * Unavailable, so the agent knows to retry, rather than Unknown; a name nobody holds is Unknown, with a hint.
  */
-async function unknownName(backend: GatewayBackend, kind: "tool" | "prompt", name: string, known: readonly string[]): Promise<ProtocolError> {
-  const prefix = prefixOf(name);
-  if (prefix !== undefined && !known.some((k) => prefixOf(k) === prefix)) {
-    const down = (await backend.unavailableServers()).find((s) => exposedPrefix(s) === prefix);
-    if (down) {
-      const why = down.detail ? `${down.status}: ${down.detail}` : down.status;
-      return new ProtocolError(GatewayErrorCode.Unavailable, `Server "${down.id}" is not available right now (${clip(why)}); retry shortly`);
-    }
-    return new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": no server of yours exposes names with the prefix "${clip(prefix)}"`);
+function routeOf(catalog: AggregatedCatalog, kind: "tool" | "prompt", name: string): RoutedItem {
+  const route = kind === "tool" ? catalog.tool(name) : catalog.prompt(name);
+  if (route) {
+    assertAvailable(catalog, route.serverId);
+    return route;
   }
-  return new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": list them with ${kind}s/list`);
+  const prefix = prefixOf(name);
+  const owners = prefix === undefined ? [] : catalog.serversWithPrefix(prefix);
+  const hint =
+    prefix === undefined
+      ? `list them with ${kind}s/list`
+      : owners.length === 0
+        ? `no server of yours exposes names with the prefix "${clip(prefix)}"`
+        : `server "${owners[0]?.id}" has no ${kind} by that name; list them with ${kind}s/list`;
+  throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": ${hint}`);
+}
+
+function assertAvailable(catalog: AggregatedCatalog, serverId: string): void {
+  const server = catalog.server(serverId);
+  if (server?.available) return;
+  // The status only: a server's detail is for its operators, not for every agent of the tenant.
+  throw new ProtocolError(GatewayErrorCode.Unavailable, `Server "${serverId}" is not available right now (${server?.status ?? "unknown"}); retry shortly`);
 }
 
 /** Echoed names are bounded so a hostile 1 MB name cannot inflate every error. */

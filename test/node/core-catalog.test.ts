@@ -7,8 +7,16 @@ function catalog(partial: Partial<ServerCatalog>): ServerCatalog {
   return { tools: [], resources: [], resourceTemplates: [], prompts: [], ...partial };
 }
 
-function server(id: string, registeredAt: number, partial: Partial<ServerCatalog>, prefix?: string): CatalogServer {
-  return { id, name: id, registeredAt, catalog: catalog(partial), ...(prefix === undefined ? {} : { prefix }) };
+function server(id: string, registeredAt: number, partial: Partial<ServerCatalog>, prefix?: string, available = true): CatalogServer {
+  return {
+    id,
+    name: id,
+    registeredAt,
+    available,
+    status: available ? "healthy" : "disconnected",
+    catalog: catalog(partial),
+    ...(prefix === undefined ? {} : { prefix }),
+  };
 }
 
 describe("namespacing", () => {
@@ -179,5 +187,41 @@ describe("buildCatalog", () => {
       expect(clash.resourceServer("t://1")).toBe("old");
       expect(clash.conflicts).toEqual([{ kind: "resourceTemplate", name: "t://{x}", serverId: "new", keptBy: "old" }]);
     });
+  });
+});
+
+describe("availability", () => {
+  const deleteFile = { tools: [{ name: "delete_file" }] };
+
+  it("keeps an older server's clashing name while it is down: the newer server never inherits it", () => {
+    const up = buildCatalog([server("a", 1, deleteFile, ""), server("b", 2, deleteFile, "")]);
+    const aDown = buildCatalog([server("a", 1, deleteFile, "", false), server("b", 2, deleteFile, "")]);
+    expect(up.tool("delete_file")?.serverId).toBe("a");
+    expect(aDown.tool("delete_file")?.serverId).toBe("a");
+    expect(aDown.server("a")?.available).toBe(false);
+    expect(aDown.conflicts).toEqual(up.conflicts);
+    expect(aDown.conflicts).toEqual([{ kind: "tool", name: "delete_file", serverId: "b", keptBy: "a" }]);
+  });
+
+  it("lists only the items of available servers, but routes every claimed name", () => {
+    const built = buildCatalog([
+      server("a", 1, { tools: [{ name: "x" }], resources: [{ uri: "a://r", name: "r" }], resourceTemplates: [{ uriTemplate: "a://t/{id}", name: "t" }], prompts: [{ name: "p" }] }, undefined, false),
+      server("b", 2, { tools: [{ name: "y" }] }),
+    ]);
+    expect(built.tools.map((t) => t.name)).toEqual(["b__y"]);
+    expect(built.prompts).toEqual([]);
+    expect(built.resources).toEqual([]);
+    expect(built.resourceTemplates).toEqual([]);
+    expect(built.tool("a__x")?.serverId).toBe("a");
+    expect(built.resourceServer("a://t/1")).toBe("a");
+    expect(built.templateServer("a://t/{id}")).toBe("a");
+  });
+
+  it("finds the servers behind a prefix", () => {
+    const built = buildCatalog([server("crm", 1, {}), server("docs", 2, {}, "kb"), server("x", 3, {}, ""), server("y", 4, {}, "")]);
+    expect(built.serversWithPrefix("kb").map((s) => s.id)).toEqual(["docs"]);
+    expect(built.serversWithPrefix("crm").map((s) => s.id)).toEqual(["crm"]);
+    expect(built.serversWithPrefix("").map((s) => s.id)).toEqual(["x", "y"]);
+    expect(built.serversWithPrefix("nope")).toEqual([]);
   });
 });

@@ -5,8 +5,9 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES } from "../../src/link/protocol.ts";
-import { connectorObjectName } from "../../src/mcp/backend.ts";
+import { sha256Hex } from "../../src/auth/secrets.ts";
+import { HEARTBEAT_PING, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES } from "../../src/link/protocol.ts";
+import { connectorObjectName } from "../../src/connectors/connector-api.ts";
 import { echoServer, FakeConnector, mcpPost, rpcMessages, seedTenant } from "./fixtures.ts";
 
 const list = (method: string) => ({ jsonrpc: "2.0", id: 1, method, params: {} });
@@ -200,7 +201,7 @@ describe("failure", () => {
     expect(tools?.result.tools).toEqual([]);
     const [call] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
     expect(call?.error.code).toBe(-32091);
-    expect(call?.error.message).toMatch(/Server "crm" is not available right now \(disconnected: connector "local" is not connected/);
+    expect(call?.error.message).toBe('Server "crm" is not available right now (disconnected); retry shortly');
   });
 
   it("sends calls to a replica that has the server healthy", async () => {
@@ -253,4 +254,111 @@ describe("failure", () => {
     connector.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION + 1, connectorVersion: "x", replicaId: "r", servers: [] });
     expect((await connector.next("error")).code).toBe("unsupported_protocol");
   });
+});
+
+describe("ownership and name conflicts", () => {
+  async function secondConnector(tenant: string): Promise<FakeConnector> {
+    const token = `gwc_${crypto.randomUUID().replace(/-/g, "")}`;
+    await env.DB.prepare("INSERT INTO connectors (tenant_id, id, name, token_hash) VALUES (?, 'other', 'other', ?)")
+      .bind(tenant, await sha256Hex(token))
+      .run();
+    return FakeConnector.connect(token);
+  }
+
+  it("refuses a server id that another connector of the tenant owns, even while the owner is away", async () => {
+    const { apiKey, tenant, connector, connectorToken } = await connected([echoServer("crm")]);
+    connector.socket.close(1000, "deploy");
+    await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ?").bind(tenant).first("status")).toBe("disconnected");
+
+    const intruder = await secondConnector(tenant);
+    await intruder.hello([echoServer("crm")], "intruder");
+    expect((await intruder.next("error", (f) => f.code === "server_conflict")).message).toMatch(/belongs to connector "local"/);
+    expect(await env.DB.prepare("SELECT connector_id FROM servers WHERE tenant_id = ? AND id = 'crm'").bind(tenant).first("connector_id")).toBe("local");
+    const [refused] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
+    expect(refused?.error.code).toBe(-32091);
+    expect(intruder.frames.filter((f) => f.type === "rpc")).toEqual([]);
+
+    const owner = await FakeConnector.connect(connectorToken);
+    await owner.hello([echoServer("crm")]);
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await owner.next("rpc");
+    owner.send({ type: "result", callId: rpc.callId, result: { content: [] } });
+    expect((await rpcMessages(await pending))[0]?.result).toEqual({ content: [] });
+  });
+
+  it("tells the newer server's connector which of its names are withheld", async () => {
+    const { connector } = await connected([echoServer("first", { prefix: "" }), echoServer("second", { prefix: "" })]);
+    const notice = await connector.next("error", (f) => f.code === "name_conflict");
+    expect(notice.message).toMatch(/server "second": .*tool "echo" \(kept by server "first"\)/);
+  });
+
+  it("never hands an older server's name to the newer one while the older is down", async () => {
+    const { apiKey, tenant, connectorToken } = await seedTenant();
+    const a = await FakeConnector.connect(connectorToken);
+    await a.hello([echoServer("a", { prefix: "" })], "replica-a");
+    const b = await secondConnector(tenant);
+    await b.hello([echoServer("b", { prefix: "" })], "replica-b");
+    a.socket.close(1000, "down");
+    await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ? AND id = 'a'").bind(tenant).first("status")).toBe("disconnected");
+
+    const [call] = await rpcMessages(await mcpPost(callTool("echo"), apiKey));
+    expect(call?.error).toMatchObject({ code: -32091, message: 'Server "a" is not available right now (disconnected); retry shortly' });
+    expect(b.frames.filter((f) => f.type === "rpc")).toEqual([]);
+    const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
+    expect(tools?.result.tools).toEqual([]);
+  });
+});
+
+describe("hostile or broken connectors", () => {
+  it("ignores a result for a call that was sent to another replica", async () => {
+    const { apiKey, connector, connectorToken } = await connected();
+    const other = await FakeConnector.connect(connectorToken);
+    await other.hello([echoServer("crm", { health: "unhealthy" })], "replica-2");
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    other.send({ type: "result", callId: rpc.callId, result: { content: [{ type: "text", text: "forged" }] } });
+    other.send({ type: "notification", callId: rpc.callId, message: { method: "notifications/message", params: { level: "info", data: "forged" } } });
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [{ type: "text", text: "genuine" }] } });
+    const messages = await rpcMessages(await pending);
+    expect(JSON.stringify(messages)).not.toContain("forged");
+    expect(messages.at(-1)?.result.content[0].text).toBe("genuine");
+  });
+
+  it("absorbs a flood of status frames and ends with the last state", async () => {
+    const { tenant, connector } = await connected();
+    for (let i = 0; i < 60; i++) {
+      connector.send({ type: "status", server: echoServer("crm", { health: i % 2 === 0 ? "unhealthy" : "healthy", detail: `round ${i}` }) });
+    }
+    connector.send({ type: "status", server: echoServer("crm", { health: "unhealthy", detail: "final" }) });
+    await expect
+      .poll(async () => env.DB.prepare("SELECT status, status_detail FROM servers WHERE tenant_id = ? AND id = 'crm'").bind(tenant).first(), { timeout: 10_000 })
+      .toEqual({ status: "unhealthy", status_detail: "final" });
+  });
+
+  it("stops sending calls to a replica that misses its heartbeats, and resumes when it pings", async () => {
+    const { apiKey, connector } = await connected([]);
+    connector.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION, connectorVersion: "t", replicaId: "slow", heartbeatMs: 100, servers: [echoServer("crm")] });
+    await connector.next("welcome");
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const [silent] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
+    expect(silent?.error.message).toMatch(/stopped answering heartbeats/);
+
+    connector.send(HEARTBEAT_PING);
+    await connector.next("pong" as never).catch(() => undefined);
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    connector.send({ type: "result", callId: rpc.callId, result: { content: [] } });
+    expect((await rpcMessages(await pending))[0]?.result).toEqual({ content: [] });
+  });
+
+  it("fails a call itself shortly after the server's own timeout when the connector never answers", async () => {
+    const { apiKey, connector } = await connected([echoServer("crm", { timeoutMs: 100 })]);
+    const startedAt = Date.now();
+    const pending = mcpPost(callTool("crm__echo"), apiKey);
+    const rpc = await connector.next("rpc");
+    const [message] = await rpcMessages(await pending);
+    expect(message?.error.code).toBe(-32093);
+    expect(Date.now() - startedAt).toBeLessThan(9_000);
+    expect((await connector.next("cancel", (f) => f.callId === rpc.callId)).reason).toMatch(/deadline/);
+  }, 15_000);
 });
