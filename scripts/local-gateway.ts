@@ -1,6 +1,7 @@
 /**
- * @module Local D1 set-up shared by `npm start` and the end-to-end tests: apply the migrations and seed a tenant
- * from a gateway.yaml, through wrangler's own CLI so the data lands exactly where `wrangler dev` reads it.
+ * @module D1 set-up shared by `npm start`, `npm run provision` and the end-to-end tests: apply the migrations and
+ * seed a tenant from a gateway.yaml, through wrangler's own CLI so the data lands exactly where `wrangler dev` (or
+ * the deployed Worker, with `remote`) reads it.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -28,20 +29,24 @@ export function wrangler(args: string[]): Promise<string> {
   });
 }
 
-function persistArgs(persistTo: string | undefined): string[] {
-  return persistTo ? ["--persist-to", persistTo] : [];
+/** Which database: the local one (optionally in another state directory) or the deployed one. */
+export type DatabaseTarget = { remote: true } | { remote?: false; persistTo?: string | undefined };
+
+function targetArgs(target: DatabaseTarget | undefined): string[] {
+  if (target?.remote) return ["--remote"];
+  return ["--local", ...(target?.persistTo ? ["--persist-to", target.persistTo] : [])];
 }
 
-export async function applyMigrations(persistTo?: string): Promise<void> {
-  await wrangler(["d1", "migrations", "apply", "DB", "--local", ...persistArgs(persistTo)]);
+export async function applyMigrations(target?: DatabaseTarget): Promise<void> {
+  await wrangler(["d1", "migrations", "apply", "DB", ...targetArgs(target)]);
 }
 
-export async function seedDatabase(config: GatewayConfig, connector: SeedConnector, persistTo?: string): Promise<void> {
+export async function seedDatabase(config: GatewayConfig, connector: SeedConnector, target?: DatabaseTarget): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-gateway-seed-"));
   try {
     const file = join(dir, "seed.sql");
     writeFileSync(file, await seedStatements(config, connector), { mode: 0o600 });
-    await wrangler(["d1", "execute", "DB", "--local", "--file", file, ...persistArgs(persistTo)]);
+    await wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...targetArgs(target)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -70,9 +70,9 @@ async function main(): Promise<void> {
   const config = parsed.config;
 
   say("mcp-gateway: applying D1 migrations and seeding the local database…");
-  await applyMigrations(statePath);
+  await applyMigrations({ persistTo: statePath });
   const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);
-  await seedDatabase(config, { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) }, statePath);
+  await seedDatabase(config, { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: statePath });
 
   const wrangler = run(
     process.execPath,

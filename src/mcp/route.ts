@@ -21,6 +21,8 @@ export async function serveMcp(c: Context<GatewayContext>): Promise<Response> {
     onerror: (error) => log({ event: "mcp.error", tenant: principal.tenant, consumer: principal.consumer, detail: error.message }, "warn"),
   });
   return handler.fetch(c.req.raw, {
-    authInfo: { token: principal.keyId, clientId: principal.consumer, scopes: principal.roles },
+    // The SDK passes authInfo through to handlers; the key itself never travels past authentication, so `token`
+    // carries the key's id, not its secret.
+    authInfo: { token: `key:${principal.keyId}`, clientId: principal.consumer, scopes: principal.roles },
   });
 }

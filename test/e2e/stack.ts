@@ -101,8 +101,8 @@ export async function startStack(serversFor: (dir: string) => Record<string, unk
     auth: { keys: [{ id: "e2e-key", key: apiKey, name: "e2e agent", consumerId: "e2e-agent", roles: ["reader"] }] },
     servers,
   });
-  await applyMigrations(persist);
-  await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, persist);
+  await applyMigrations({ persistTo: persist });
+  await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: persist });
 
   const worker = await unstable_startWorker({
     config: join(PROJECT_ROOT, "wrangler.toml"),
