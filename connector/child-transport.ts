@@ -135,6 +135,14 @@ export class ChildProcessTransport implements Transport {
     this.#signal("SIGKILL");
   }
 
+  /**
+   * SIGKILLs the child's process group at once, synchronously, without waiting for anything: for a connector that is
+   * exiting (an exit hook cannot await). Harmless when the group is already gone.
+   */
+  killSync(): void {
+    this.#signal("SIGKILL");
+  }
+
   #deliver(line: string): void {
     let value: unknown;
     try {

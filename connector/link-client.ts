@@ -35,12 +35,15 @@ export type LinkClientOptions = {
   connectorVersion: string;
   supervisor: LinkSupervisor;
   log: Logger;
-  /** A ping every this many ms; the link is declared dead after two intervals without any frame. */
+  /** A ping every this many ms (at most 5 min), announced in the hello; the link is declared dead after two intervals without any frame. */
   heartbeatIntervalMs?: number;
   reconnect?: BackoffPolicy;
 };
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 15_000;
+/** The range of `heartbeatMs` in the hello (src/link/protocol.ts). */
+const MIN_ANNOUNCED_HEARTBEAT_MS = 100;
+const MAX_HEARTBEAT_INTERVAL_MS = 300_000;
 export const DEFAULT_RECONNECT: BackoffPolicy = { initialMs: 500, maxMs: 30_000, jitter: 0.5 };
 
 /**
@@ -63,8 +66,11 @@ export class LinkClient {
   readonly #heartbeatMs: number;
   readonly #reconnect: BackoffPolicy;
   #socket: NodeWebSocket | undefined;
-  /** Calls received on the current socket: the edge forgets them when the socket goes, so the connector cancels them. */
-  #calls = new Set<string>();
+  /**
+   * Calls received on the current socket, each with the frame that started it: the edge forgets them when the socket
+   * goes, so the connector cancels them. A frame that reuses a call id in flight started nothing and owns no entry.
+   */
+  #calls = new Map<string, RpcFrame>();
   #attempt = 0;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
@@ -75,7 +81,8 @@ export class LinkClient {
 
   constructor(options: LinkClientOptions) {
     this.#options = options;
-    this.#heartbeatMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    // Capped at what the hello can announce: pinging more often than asked is harmless, announcing less is not.
+    this.#heartbeatMs = Math.min(options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS);
     this.#reconnect = options.reconnect ?? DEFAULT_RECONNECT;
   }
 
@@ -166,7 +173,7 @@ export class LinkClient {
     this.#socket = undefined;
     this.#welcomed = false;
     clearInterval(this.#heartbeatTimer);
-    for (const callId of this.#calls) this.#options.supervisor.cancel(callId, "the link to the gateway was lost");
+    for (const callId of this.#calls.keys()) this.#options.supervisor.cancel(callId, "the link to the gateway was lost");
     this.#calls.clear();
     this.#options.log("warn", "link_closed", { reason });
     this.#scheduleRedial();
@@ -220,13 +227,14 @@ export class LinkClient {
 
   async #relay(socket: NodeWebSocket, frame: RpcFrame): Promise<void> {
     const { callId, serverId, request } = frame;
-    this.#calls.add(callId);
+    // A duplicate id is answered by the supervisor (an error); it must not untrack the original call when it ends.
+    if (!this.#calls.has(callId)) this.#calls.set(callId, frame);
     const outcome = await this.#options.supervisor.relay(serverId, callId, request, (message) => {
       if (!this.#send(socket, { type: "notification", callId, message })) {
         this.#options.log("warn", "notification_dropped", { server: serverId, callId, method: message.method });
       }
     });
-    this.#calls.delete(callId);
+    if (this.#calls.get(callId) === frame) this.#calls.delete(callId);
     this.#sendResult(socket, callId, outcome);
   }
 
@@ -244,7 +252,14 @@ export class LinkClient {
   #sendHello(socket: NodeWebSocket): void {
     const { replicaId, connectorVersion, supervisor } = this.#options;
     const servers = supervisor.reports().map(fitReport);
-    const hello: ConnectorFrame = { type: "hello", protocol: LINK_PROTOCOL_VERSION, connectorVersion, replicaId, servers };
+    const hello: ConnectorFrame = {
+      type: "hello",
+      protocol: LINK_PROTOCOL_VERSION,
+      connectorVersion,
+      replicaId,
+      heartbeatMs: announcedHeartbeatMs(this.#heartbeatMs),
+      servers,
+    };
     if (this.#send(socket, hello)) return;
     // Each catalog fits a frame but all of them together do not: announce the servers, then their catalogs one by one.
     const bare = servers.map((s) => ({ ...s, catalog: { tools: [], resources: [], resourceTemplates: [], prompts: [] } }));
@@ -287,6 +302,15 @@ export function fitReport(report: ServerReport): ServerReport {
     detail: `its catalog is ${encoded.bytes} bytes, above the link's frame limit; expose fewer tools, resources or prompts`,
     catalog: { tools: [], resources: [], resourceTemplates: [], prompts: [] },
   };
+}
+
+/**
+ * The heartbeat interval as announced in the hello (the edge counts a replica silent for 3 intervals as gone). The
+ * protocol accepts 100 ms to 5 min and the interval is at most 5 min (see the constructor); a shorter one (tests) is
+ * announced as 100 ms, so the edge merely waits a little longer than it needs to.
+ */
+function announcedHeartbeatMs(intervalMs: number): number {
+  return Math.max(MIN_ANNOUNCED_HEARTBEAT_MS, Math.ceil(intervalMs));
 }
 
 /** A URL as it may be logged: no credentials, query or fragment. */

@@ -40,13 +40,21 @@ export type ConnectorHandle = {
   supervisor: Supervisor;
   link: LinkClient;
   /**
-   * Drains and stops: new calls are refused, calls in flight get up to the drain grace to finish (then fail), the
-   * link is closed and every child's process group is stopped. Idempotent.
+   * Drains and stops: every server is reported stopped and new calls are refused, calls in flight get up to the
+   * drain grace to finish (then fail), the link is closed and every child's process group is stopped. Idempotent.
    */
   stop(): Promise<void>;
 };
 
-/** Starts the servers and the link (both in the background); throws only on an invalid URL. */
+/**
+ * Starts the servers and the link (both in the background); throws only on an invalid URL.
+ *
+ * Until stop() has finished, a `process.on("exit")` hook SIGKILLs every child's process group: the children are
+ * detached into their own groups, so a process that exits without stop() (process.exit() anywhere, an uncaught
+ * exception) would otherwise leave them running with nobody to stop them. It lives here rather than in the CLI so
+ * that an embedding program gets it too, and it is removed by stop() so that it does not outlive the connector.
+ * (SIGKILL of the connector itself cannot be caught; nothing short of a service manager's cgroup covers that.)
+ */
 export function startConnector(options: StartConnectorOptions): ConnectorHandle {
   const connect = connectUrl(options.url);
   if (!connect.ok) throw new Error(connect.error);
@@ -70,6 +78,8 @@ export function startConnector(options: StartConnectorOptions): ConnectorHandle 
     ...(options.reconnect ? { reconnect: options.reconnect } : {}),
   });
   log("info", "connector_starting", { version: CONNECTOR_VERSION, replicaId, servers: options.servers.map((s) => s.id) });
+  const killChildren = () => supervisor.killAllSync();
+  process.on("exit", killChildren);
   supervisor.start();
   link.start();
 
@@ -82,6 +92,7 @@ export function startConnector(options: StartConnectorOptions): ConnectorHandle 
       await new Promise((resolve) => setImmediate(resolve));
       await link.stop();
       await supervisor.stop();
+      process.off("exit", killChildren);
       log("info", "connector_stopped", {});
     })());
   return { replicaId, supervisor, link, stop };
@@ -100,7 +111,10 @@ export function readServerConfig(path: string): { ok: true; servers: ServerConfi
   return { ok: true, servers: parsed.config.servers };
 }
 
-/** The CLI. Resolves with the process exit code: 0 after a clean shutdown, 2 on bad flags or config. */
+/**
+ * The CLI. Resolves with the process exit code: 0 after a clean shutdown, 2 on bad flags or config. On an uncaught
+ * exception or unhandled rejection it logs `connector_crashed`, kills every child's process group and exits 1.
+ */
 export async function main(argv: readonly string[] = process.argv.slice(2), env: HostEnv = process.env): Promise<number> {
   const cli = parseCliOptions(argv, env);
   if (cli.kind === "help") {
@@ -127,6 +141,24 @@ export async function main(argv: readonly string[] = process.argv.slice(2), env:
     log,
     ...(cli.options.replicaId !== undefined ? { replicaId: cli.options.replicaId } : {}),
   });
+  // The connector must not limp on after a bug (a call's state may be corrupt) nor die leaving its children behind:
+  // log, kill every child's group (the exit hook would too; explicit here), exit 1 for the service manager to restart.
+  let crashed = false;
+  const onFatal = (kind: string) => (error: unknown) => {
+    if (crashed) return;
+    crashed = true;
+    const mask = (text: string | undefined) => (text === undefined ? undefined : text.split(cli.options.token).join("[redacted]"));
+    log("error", "connector_crashed", {
+      kind,
+      error: error instanceof Error ? error.name : typeof error,
+      message: mask(error instanceof Error ? error.message : String(error)),
+      stack: mask(error instanceof Error ? error.stack : undefined),
+    });
+    handle.supervisor.killAllSync();
+    process.exit(1);
+  };
+  process.on("uncaughtException", onFatal("uncaughtException"));
+  process.on("unhandledRejection", onFatal("unhandledRejection"));
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log("info", "connector_signal", { signal });

@@ -4,7 +4,7 @@
  * says what happened and what to do, because it reaches an agent (and its operator) verbatim.
  */
 import { MAX_MESSAGE_BYTES, type RelayedNotification, type RpcError } from "../src/link/protocol.ts";
-import { UpstreamErrorCode } from "../src/link/errors.ts";
+import { JsonRpcErrorCode, UpstreamErrorCode } from "../src/link/errors.ts";
 
 export type RelayOutcome = { result: Record<string, unknown> } | { error: RpcError };
 export type NotificationSink = (message: RelayedNotification) => void;
@@ -44,10 +44,10 @@ export function outcomeOf(serverId: string, response: Record<string, unknown>): 
     if (isRecord(error) && Number.isInteger(error.code) && typeof error.message === "string") {
       return { error: { code: error.code as number, message: error.message, ...("data" in error ? { data: error.data } : {}) } };
     }
-    return { error: { code: -32603, message: `server "${serverId}" answered with a malformed JSON-RPC error` } };
+    return { error: { code: JsonRpcErrorCode.InternalError, message: `server "${serverId}" answered with a malformed JSON-RPC error` } };
   }
   if (isRecord(response.result)) return { result: response.result };
-  return { error: { code: -32603, message: `server "${serverId}" answered with a result that is not a JSON object` } };
+  return { error: { code: JsonRpcErrorCode.InternalError, message: `server "${serverId}" answered with a result that is not a JSON object` } };
 }
 
 /** Errors the connector answers calls with (codes in src/link/errors.ts). */
@@ -62,7 +62,7 @@ export const relayError = {
   }),
   shuttingDown: (): RpcError => ({
     code: UpstreamErrorCode.Unavailable,
-    message: "the connector is shutting down; retry, the call will go to another replica or to this one after restart",
+    message: "the connector is shutting down; retry — another replica, or this one after its restart, will serve the call",
   }),
   crashed: (serverId: string, how: string): RpcError => ({
     code: UpstreamErrorCode.Crashed,
@@ -85,11 +85,11 @@ export const relayError = {
     message: `the answer is ${bytes} bytes, above the link's frame limit; ask for less (paging, filters)`,
   }),
   cancelled: (reason: string | undefined): RpcError => ({
-    code: -32800,
+    code: JsonRpcErrorCode.RequestCancelled,
     message: `the call was cancelled${reason ? `: ${reason}` : ""}`,
   }),
   duplicateCall: (callId: string): RpcError => ({
-    code: -32600,
+    code: JsonRpcErrorCode.InvalidRequest,
     message: `call id "${callId}" is already in flight on this connector`,
   }),
 };

@@ -4,6 +4,10 @@
  * (with a detail an operator can act on), keeps its catalog current on `list_changed`, and relays calls to it.
  * Every change of a server's health or catalog is published as a {@link ServerReport} (the link client turns those
  * into `status` frames).
+ *
+ * A report never carries what a server printed: its stderr may hold anything it read or computed (connection
+ * strings, tokens read from files, stack traces), and reports are stored by the gateway and shown to agents. Stderr
+ * stays in the connector's local log (`server_stderr`, secret values masked); a report's detail says where to look.
  */
 import type { ServerConfig } from "../src/config/schema.ts";
 import type { RelayedRequest, RpcError, ServerCatalog, ServerHealth, ServerReport } from "../src/link/protocol.ts";
@@ -48,6 +52,8 @@ export type ReportListener = (report: ServerReport) => void;
 
 /** The protocol's limit on a report's detail. */
 const MAX_DETAIL_CHARS = 2000;
+/** The detail of every server while the connector drains and stops. */
+const SHUTTING_DOWN = "the connector is shutting down";
 /** list_changed notifications often come in bursts (a server registering tools one by one). */
 const LIST_CHANGED_DEBOUNCE_MS = 100;
 const EMPTY_CATALOG: ServerCatalog = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
@@ -118,11 +124,14 @@ export class Supervisor {
   }
 
   /**
-   * Stops taking calls, waits up to `graceMs` for those in flight to finish, then fails the rest (and tells their
-   * servers to stop working on them).
+   * Stops taking calls and reports every server `stopped` at once (so the edge sends its calls to another replica
+   * rather than to this one for the whole grace period), waits up to `graceMs` for the calls in flight to finish,
+   * then fails the rest (and tells their servers to stop working on them). Servers are no longer restarted.
    */
   async drain(graceMs: number): Promise<void> {
     this.#draining = true;
+    // Synchronous: the status frames are on the link before anything else happens.
+    for (const server of this.#servers.values()) server.beginShutdown();
     if (this.#calls.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
@@ -136,6 +145,15 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.#draining = true;
     await Promise.all([...this.#servers.values()].map((s) => s.stop()));
+  }
+
+  /**
+   * SIGKILLs the process group of every child still alive, synchronously: for a process that is exiting without
+   * stop() (`process.on("exit")`, a crash), where nothing asynchronous runs any more. Children are detached into
+   * their own groups, so nothing else would stop them.
+   */
+  killAllSync(): void {
+    for (const server of this.#servers.values()) server.killSync();
   }
 }
 
@@ -154,6 +172,8 @@ class SupervisedServer {
   #detail: string | undefined;
   #catalog: ServerCatalog = EMPTY_CATALOG;
   #session: UpstreamSession | undefined;
+  /** Every session whose child has not exited yet (a stopping one is no longer #session but may still be alive). */
+  readonly #live = new Set<UpstreamSession>();
   #stopping = false;
   #attempt = 0;
   #crashes: number[] = [];
@@ -187,6 +207,7 @@ class SupervisedServer {
       ...(prefix !== undefined ? { prefix } : {}),
       health: this.#health,
       ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
+      timeoutMs: this.#config.timeout,
       catalog: this.#catalog,
     };
   }
@@ -233,15 +254,24 @@ class SupervisedServer {
     this.#session?.abortAll(error);
   }
 
-  async stop(): Promise<void> {
+  /** The connector is draining: report the server stopped now and never restart it; its calls in flight go on. */
+  beginShutdown(): void {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
     clearTimeout(this.#stableTimer);
+    if (this.#config.enabled) this.#setState("stopped", SHUTTING_DOWN);
+  }
+
+  async stop(): Promise<void> {
+    this.beginShutdown();
     clearTimeout(this.#listChangedTimer);
     const session = this.#session;
     this.#session = undefined;
     await session?.stop(this.#restart.stopGraceMs);
-    if (this.#config.enabled) this.#setState("stopped", "the connector is shutting down");
+  }
+
+  killSync(): void {
+    for (const session of this.#live) session.killSync();
   }
 
   async #launch(env: Record<string, string>): Promise<void> {
@@ -260,6 +290,8 @@ class SupervisedServer {
       onListChanged: (kinds) => this.#scheduleCatalogRefresh(session, kinds),
     });
     this.#session = session;
+    this.#live.add(session);
+    void session.exited.then(() => this.#live.delete(session));
     this.#log("info", "server_starting", { server: this.#config.id, attempt: this.#attempt });
     let catalog: ServerCatalog;
     try {
@@ -271,7 +303,7 @@ class SupervisedServer {
       // A server that cannot initialise is broken until someone fixes it: unhealthy at once, still retried.
       this.#crashes = recordCrash(this.#crashes, Date.now(), this.#restart.crashLoop).history;
       this.#log("error", "server_start_failed", { server: this.#config.id, message: (error as Error).message });
-      this.#setState("unhealthy", this.#withStderr(`could not start: ${(error as Error).message}`));
+      this.#setState("unhealthy", this.#pointToStderr(`could not start: ${(error as Error).message}`));
       this.#scheduleRestart(env);
       return;
     }
@@ -293,7 +325,7 @@ class SupervisedServer {
     this.#log("error", "server_crashed", { server: this.#config.id, exit: how, recentCrashes: history.length });
     if (crashLoop) {
       const windowS = Math.round(this.#restart.crashLoop.windowMs / 1000);
-      this.#setState("unhealthy", this.#withStderr(`crashed ${history.length} times within ${windowS} s (last: ${how}); still retrying with backoff`));
+      this.#setState("unhealthy", this.#pointToStderr(`crashed ${history.length} times within ${windowS} s (last: ${how}); still retrying with backoff`));
     } else {
       this.#setState("starting", `restarting after a crash (${how})`);
     }
@@ -336,11 +368,13 @@ class SupervisedServer {
     if (changed || health === "healthy") this.#publish(this.report());
   }
 
-  /** An operator's first question about a broken server is what it printed; its secrets are masked. */
-  #withStderr(message: string): string {
-    const lines = this.#stderr.lines().slice(-5);
-    if (lines.length === 0) return `${message}. It wrote nothing to stderr.`;
-    return `${message}. Last stderr: ${redactSecrets(lines.join(" | "), this.#secrets)}`;
+  /**
+   * An operator's first question about a broken server is what it printed: the detail says where to find it, never
+   * what it is (see the module comment).
+   */
+  #pointToStderr(message: string): string {
+    if (this.#stderr.lines().length === 0) return `${message}; it wrote nothing to stderr`;
+    return `${message}; its stderr is in the connector's log on this host (event server_stderr)`;
   }
 }
 

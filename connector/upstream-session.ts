@@ -9,6 +9,7 @@
  */
 import { Client, ProtocolError, type JSONRPCMessage } from "@modelcontextprotocol/client";
 import type { ServerConfig } from "../src/config/schema.ts";
+import { JsonRpcErrorCode } from "../src/link/errors.ts";
 import { MAX_MESSAGE_BYTES, serverCatalogSchema, utf8Length, type RelayedRequest, type RpcError, type ServerCatalog } from "../src/link/protocol.ts";
 import { ChildProcessTransport, type ChildExit } from "./child-transport.ts";
 import type { Logger } from "./log.ts";
@@ -44,9 +45,6 @@ type PendingCall = {
   onNotification: NotificationSink;
   settle: (outcome: RelayOutcome) => void;
 };
-
-/** Server→client requests the gateway cannot relay to the agent (yet): answered at once so the server need not wait. */
-const UNRELAYED_REQUEST_CODE = -32601;
 
 const LIST_CHANGED: Readonly<Record<string, readonly CatalogKind[]>> = {
   "notifications/tools/list_changed": ["tools"],
@@ -125,7 +123,7 @@ export class UpstreamSession {
         items = await this.#client.listResourceTemplates(undefined, options).then(
           (r) => r.resourceTemplates,
           (error: unknown) => {
-            if (error instanceof ProtocolError && error.code === -32601) return [];
+            if (error instanceof ProtocolError && error.code === JsonRpcErrorCode.MethodNotFound) return [];
             throw error;
           },
         );
@@ -142,7 +140,7 @@ export class UpstreamSession {
   relay(callId: string, request: RelayedRequest, onNotification: NotificationSink): Promise<RelayOutcome> {
     if (request.method === "initialize") {
       // The session is initialised once, by the connector, and shared by every consumer's calls.
-      return Promise.resolve({ error: { code: -32600, message: `server "${this.#serverId}" is already initialised by the connector; do not relay initialize` } });
+      return Promise.resolve({ error: { code: JsonRpcErrorCode.InvalidRequest, message: `server "${this.#serverId}" is already initialised by the connector; do not relay initialize` } });
     }
     const upstreamId = `gw-${++this.#nextId}`;
     const message = { jsonrpc: "2.0" as const, id: upstreamId, method: request.method, params: withProgressToken(request.params, upstreamId) };
@@ -187,6 +185,11 @@ export class UpstreamSession {
   /** Stops the child and its process group (SIGTERM, then SIGKILL after graceMs). */
   async stop(graceMs: number): Promise<void> {
     await this.#transport.terminate(graceMs);
+  }
+
+  /** SIGKILLs the child's process group, synchronously (see ChildProcessTransport.killSync). */
+  killSync(): void {
+    this.#transport.killSync();
   }
 
   // ── what comes up the stream ──────────────────────────────────────────────────────────────────────────────────
@@ -248,10 +251,11 @@ export class UpstreamSession {
     });
   }
 
+  /** Server→client requests the gateway cannot relay to the agent (yet): answered at once so the server need not wait. */
   #refuse(id: string | number, method: string): void {
     this.#options.log("warn", "server_request_refused", { server: this.#serverId, method });
     const error = {
-      code: UNRELAYED_REQUEST_CODE,
+      code: JsonRpcErrorCode.MethodNotFound,
       message: `mcp-gateway does not relay server-to-client requests (${method}) to agents yet; this server must work without them when used through the gateway`,
     };
     void this.#transport.send({ jsonrpc: "2.0", id, error } as JSONRPCMessage).catch(() => {});

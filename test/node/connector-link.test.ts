@@ -2,10 +2,10 @@
 // validation, size limits, reconnects and heartbeats. The supervisor is a stand-in so each behaviour is isolated.
 import { afterEach, describe, expect, it } from "vitest";
 import { LinkClient, type LinkSupervisor } from "../../connector/link-client.ts";
-import type { LogFields, Logger } from "../../connector/log.ts";
+import { jsonLogger, type LogFields } from "../../connector/log.ts";
 import type { NotificationSink, RelayOutcome } from "../../connector/relay.ts";
 import { Supervisor } from "../../connector/supervisor.ts";
-import { UpstreamErrorCode } from "../../src/link/errors.ts";
+import { JsonRpcErrorCode, UpstreamErrorCode } from "../../src/link/errors.ts";
 import { HEARTBEAT_PING, HEARTBEAT_PONG, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES, type RelayedRequest, type ServerReport } from "../../src/link/protocol.ts";
 import { Gateway } from "./connector-fixtures/test-gateway.ts";
 
@@ -49,8 +49,9 @@ async function setup(options: { heartbeatIntervalMs?: number; supervisor?: LinkS
   await gateway.listening;
   gateway.refuse = options.refuse ?? 0;
   const supervisor = options.supervisor ?? new FakeSupervisor();
-  const logs: ({ event: string } & LogFields)[] = [];
-  const log: Logger = (_level, event, fields = {}) => logs.push({ event, ...fields });
+  // The production logger, so tests see the JSON lines an operator would.
+  const logs: ({ level: string; event: string } & LogFields)[] = [];
+  const log = jsonLogger((line) => logs.push(JSON.parse(line) as { level: string; event: string } & LogFields));
   const link = new LinkClient({
     url: gateway.url,
     token: "connector-token-123",
@@ -77,8 +78,16 @@ describe("link client", () => {
       protocol: LINK_PROTOCOL_VERSION,
       connectorVersion: "0.1.0",
       replicaId: "replica-a",
+      heartbeatMs: 60_000,
       servers: [report("crm")],
     });
+  });
+
+  it("announces the heartbeat interval within the protocol's range", async () => {
+    const { gateway } = await setup({ heartbeatIntervalMs: 50 });
+    const peer = await gateway.peer(0);
+    // Pings go every 50 ms (tests); the protocol's floor is 100 ms, which only makes the edge a little more patient.
+    expect(await peer.next((f) => f.type === "hello")).toMatchObject({ heartbeatMs: 100 });
   });
 
   it("relays an rpc and answers with its notifications, then its result", async () => {
@@ -152,6 +161,38 @@ describe("link client", () => {
     const second = await gateway.peer(1);
     expect(await second.next((f) => f.type === "hello")).toMatchObject({ replicaId: "replica-a" });
     expect(fake.cancelled).toEqual(["in-flight"]);
+  });
+
+  it("keeps tracking a call for cancellation when a frame reuses its id", async () => {
+    const { gateway, supervisor } = await setup();
+    const fake = supervisor as FakeSupervisor;
+    // The first call never ends; its duplicate is refused at once (as the real supervisor does).
+    fake.answer = () => (fake.relayed.length === 1 ? new Promise(() => {}) : Promise.resolve({ error: { code: JsonRpcErrorCode.InvalidRequest, message: "already in flight" } }));
+    const first = await gateway.peer(0);
+    first.send({ type: "rpc", callId: "twice", serverId: "crm", request: { method: "tools/call" } });
+    first.send({ type: "rpc", callId: "twice", serverId: "crm", request: { method: "tools/call" } });
+    expect(await first.next((f) => f.type === "result")).toMatchObject({ callId: "twice", error: { message: "already in flight" } });
+    expect(fake.relayed).toHaveLength(2);
+    first.socket.close(1012, "deploy");
+    await gateway.peer(1);
+    // The original is still in flight: losing the link must cancel it, although the duplicate has ended.
+    expect(fake.cancelled).toEqual(["twice"]);
+  });
+
+  it("logs every error frame from the gateway as a warning with its code and message (name_conflict, server_conflict)", async () => {
+    const { gateway, logs } = await setup();
+    const peer = await gateway.peer(0);
+    await peer.next((f) => f.type === "hello");
+    const nameConflict = 'server "crm": tools search, export withheld: server "legacy-crm" (older) has the same names';
+    peer.send({ type: "error", code: "name_conflict", message: nameConflict });
+    peer.send({ type: "error", code: "server_conflict", message: 'server "crm" belongs to connector "other"' });
+    peer.send(HEARTBEAT_PING);
+    await peer.next((f) => f.type === "pong");
+    expect(logs.filter((l) => l.event === "link_error_frame")).toEqual([
+      expect.objectContaining({ level: "warn", code: "name_conflict", message: nameConflict }),
+      expect.objectContaining({ level: "warn", code: "server_conflict", message: 'server "crm" belongs to connector "other"' }),
+    ]);
+    expect(gateway.peers).toHaveLength(1);
   });
 
   it("keeps redialling with growing delays while the handshake is refused (401)", async () => {

@@ -7,7 +7,7 @@ import type { LogFields, Logger } from "../../connector/log.ts";
 import type { RelayOutcome } from "../../connector/relay.ts";
 import { Supervisor, type RestartOptions } from "../../connector/supervisor.ts";
 import type { ServerConfig } from "../../src/config/schema.ts";
-import { UpstreamErrorCode } from "../../src/link/errors.ts";
+import { JsonRpcErrorCode, UpstreamErrorCode } from "../../src/link/errors.ts";
 import type { RelayedNotification, ServerReport } from "../../src/link/protocol.ts";
 
 const EVERYTHING = fileURLToPath(import.meta.resolve("@modelcontextprotocol/server-everything/dist/index.js"));
@@ -94,7 +94,7 @@ describe("supervisor with server-everything", () => {
     expect(report.catalog.resources.length).toBeGreaterThan(0);
     expect(report.catalog.resourceTemplates.length).toBeGreaterThan(0);
     expect(report.catalog.prompts.length).toBeGreaterThan(0);
-    expect(report).toMatchObject({ id: "everything", name: "everything", health: "healthy" });
+    expect(report).toMatchObject({ id: "everything", name: "everything", health: "healthy", timeoutMs: 10_000 });
   });
 
   it("relays a tool call and passes the result through", async () => {
@@ -200,6 +200,7 @@ describe("supervisor with a misbehaving server", () => {
     const { supervisor } = start([fake()]);
     await healthy(supervisor, "fake");
     const reply = JSON.parse(textOf(await callTool(supervisor, "fake", "s", "sample"))) as { code: number; message: string };
+    expect(reply.code).toBe(JsonRpcErrorCode.MethodNotFound);
     expect(reply.message).toMatch(/does not relay server-to-client requests \(sampling\/createMessage\)/);
   });
 
@@ -216,7 +217,7 @@ describe("supervisor with a misbehaving server", () => {
     expect(crowded).toEqual([]);
     expect(logs.some((l) => l.event === "server_log" && l.inFlight === 2)).toBe(true);
     supervisor.cancel("other", "test over");
-    expect(await other).toMatchObject({ error: { code: -32800 } });
+    expect(await other).toMatchObject({ error: { code: JsonRpcErrorCode.RequestCancelled } });
   });
 
   it("refetches the catalog on list_changed and reports it", async () => {
@@ -238,21 +239,32 @@ describe("supervisor with a misbehaving server", () => {
     await eventually(() => !isAlive(grandchild), 2_000);
   });
 
-  it("marks a crash-looping server unhealthy with what it printed, and keeps retrying", async () => {
-    const { supervisor } = start([fake({ env: { FAKE_CRASH_AFTER_MS: "50" } })]);
+  it("marks a crash-looping server unhealthy, keeps what it printed in the local log only, and keeps retrying", async () => {
+    // Not a ${VAR} secret, so nothing masks it: only keeping stderr out of reports keeps it on this host.
+    const printed = "FATAL: connect postgres://admin:pg-pass-from-file@db.internal/prod refused";
+    const seen: ServerReport[] = [];
+    const { supervisor, logs } = start([fake({ env: { FAKE_CRASH_AFTER_MS: "50", FAKE_STDERR: printed } })]);
+    supervisor.onReport((r) => seen.push(r));
     const report = await reportWhere(supervisor, "fake", (r) => r.health === "unhealthy");
-    expect(report.detail).toMatch(/crashed 3 times within 60 s \(last: exit code 3\)/);
-    expect(await callTool(supervisor, "fake", "x", "pid")).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable } });
+    expect(report.detail).toBe(
+      "crashed 3 times within 60 s (last: exit code 3); still retrying with backoff; its stderr is in the connector's log on this host (event server_stderr)",
+    );
+    expect(JSON.stringify([...seen, report, supervisor.reports()])).not.toContain("pg-pass-from-file");
+    expect(logs.filter((l) => l.event === "server_stderr" && l.server === "fake").map((l) => l.line)).toContain(printed);
+    expect(await callTool(supervisor, "fake", "x", "pid")).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable, message: expect.not.stringContaining("pg-pass") } });
   });
 
-  it("marks a server that cannot initialise unhealthy, with its stderr but not its secrets", async () => {
+  it("marks a server that cannot initialise unhealthy without its stderr, which goes to the local log with secrets masked", async () => {
     const script = "console.error('boom: cannot reach db with password ' + process.env.DB_PASSWORD); process.exit(1)";
     const hostEnv = { PATH: process.env.PATH, DB_PASSWORD: "hunter2-secret" };
+    const seen: ServerReport[] = [];
     const { supervisor, logs } = start([server({ id: "broken", command: process.execPath, args: ["-e", script], env: { DB_PASSWORD: "${DB_PASSWORD}" } })], hostEnv);
-    const report = await reportWhere(supervisor, "broken", (r) => r.health === "unhealthy" && (r.detail ?? "").includes("boom"));
-    expect(report.detail).toMatch(/could not start/);
-    expect(report.detail).toContain("[redacted]");
-    expect(JSON.stringify(report)).not.toContain("hunter2-secret");
+    supervisor.onReport((r) => seen.push(r));
+    const report = await reportWhere(supervisor, "broken", (r) => r.health === "unhealthy");
+    expect(report.detail).toMatch(/^could not start: .*; its stderr is in the connector's log on this host \(event server_stderr\)$/);
+    expect(JSON.stringify([...seen, report])).not.toContain("boom");
+    expect(logs.find((l) => l.event === "server_stderr" && l.server === "broken")).toMatchObject({ line: "boom: cannot reach db with password [redacted]" });
+    expect(JSON.stringify([...seen, report])).not.toContain("hunter2-secret");
     expect(JSON.stringify(logs)).not.toContain("hunter2-secret");
   });
 
@@ -289,5 +301,38 @@ describe("supervisor with a misbehaving server", () => {
     expect(textOf(await quick)).toBe("waited 100");
     await drained;
     expect(await stuck).toMatchObject({ error: { code: UpstreamErrorCode.Unavailable } });
+  });
+
+  it("drains: reports every server stopped at once, and restarts none while its calls finish", async () => {
+    const { supervisor, logs } = start([fake(), fake({ id: "other" })]);
+    await Promise.all([healthy(supervisor, "fake"), healthy(supervisor, "other")]);
+    const seen: ServerReport[] = [];
+    supervisor.onReport((r) => seen.push(r));
+    const stuck = callTool(supervisor, "fake", "stuck", "sleep");
+    const drained = supervisor.drain(300);
+    // Synchronously, before any call has finished: the edge must stop choosing this replica now.
+    expect(seen.map((r) => [r.id, r.health, r.detail])).toEqual([
+      ["fake", "stopped", "the connector is shutting down"],
+      ["other", "stopped", "the connector is shutting down"],
+    ]);
+    expect(supervisor.reports().map((r) => r.health)).toEqual(["stopped", "stopped"]);
+    // A child that dies during the drain fails its calls as before but is not brought back (nor reported healthy).
+    process.kill(supervisor.pid("fake")!, "SIGKILL");
+    expect(await stuck).toMatchObject({ error: { code: UpstreamErrorCode.Crashed } });
+    await drained;
+    await new Promise((r) => setTimeout(r, 100)); // well past the 20 ms restart backoff
+    expect(seen.every((r) => r.health === "stopped")).toBe(true);
+    expect(logs.filter((l) => l.event === "server_starting")).toHaveLength(2);
+  });
+
+  it("killAllSync() SIGKILLs every child's process group at once, grandchildren included", async () => {
+    const { supervisor } = start([fake(), everything()]);
+    await Promise.all([healthy(supervisor, "fake"), healthy(supervisor, "everything")]);
+    const leaders = [supervisor.pid("fake")!, supervisor.pid("everything")!];
+    const grandchild = Number(textOf(await callTool(supervisor, "fake", "gc", "spawn-grandchild")));
+    expect([...leaders, grandchild].every(isAlive)).toBe(true);
+    supervisor.killAllSync();
+    // Nothing awaited in between: the signals went out synchronously (SIGKILL cannot be ignored).
+    await eventually(() => ![...leaders, grandchild].some(isAlive), 2_000);
   });
 });

@@ -12,6 +12,7 @@ const answer = (id, result) => send({ result, jsonrpc: "2.0", id });
 const text = (t) => ({ content: [{ type: "text", text: String(t) }] });
 const waiting = new Map(); // server→client requests we sent, by id
 
+if (process.env.FAKE_STDERR) console.error(process.env.FAKE_STDERR);
 if (process.env.FAKE_CRASH_AFTER_MS) setTimeout(() => process.exit(3), Number(process.env.FAKE_CRASH_AFTER_MS));
 
 createInterface({ input: process.stdin }).on("line", (line) => {
