@@ -40,11 +40,9 @@ export function createGatewayServer(backend: GatewayBackend): Server {
       "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway. Tool and prompt names are <server>__<name> unless a server keeps its own names.",
   });
 
-  server.setRequestHandler("tools/list", async (request) => {
-    const catalog = await backend.catalog();
-    const page = paginate(catalog.tools.map((t) => t.definition), decodeCursor(request.params?.cursor));
-    return { tools: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
-  });
+  server.setRequestHandler("tools/list", async (request) =>
+    listPage("tools", (await backend.catalog()).tools.map((t) => t.definition), request.params?.cursor),
+  );
 
   server.setRequestHandler("tools/call", async (request, ctx) => {
     const params = request.params as Params & { name: string };
@@ -53,11 +51,9 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
-  server.setRequestHandler("prompts/list", async (request) => {
-    const catalog = await backend.catalog();
-    const page = paginate(catalog.prompts.map((p) => p.definition), decodeCursor(request.params?.cursor));
-    return { prompts: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
-  });
+  server.setRequestHandler("prompts/list", async (request) =>
+    listPage("prompts", (await backend.catalog()).prompts.map((p) => p.definition), request.params?.cursor),
+  );
 
   server.setRequestHandler("prompts/get", async (request, ctx) => {
     const params = request.params as Params & { name: string };
@@ -66,17 +62,13 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
-  server.setRequestHandler("resources/list", async (request) => {
-    const catalog = await backend.catalog();
-    const page = paginate(catalog.resources.map((r) => r.definition), decodeCursor(request.params?.cursor));
-    return { resources: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
-  });
+  server.setRequestHandler("resources/list", async (request) =>
+    listPage("resources", (await backend.catalog()).resources.map((r) => r.definition), request.params?.cursor),
+  );
 
-  server.setRequestHandler("resources/templates/list", async (request) => {
-    const catalog = await backend.catalog();
-    const page = paginate(catalog.resourceTemplates.map((t) => t.definition), decodeCursor(request.params?.cursor));
-    return { resourceTemplates: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
-  });
+  server.setRequestHandler("resources/templates/list", async (request) =>
+    listPage("resourceTemplates", (await backend.catalog()).resourceTemplates.map((t) => t.definition), request.params?.cursor),
+  );
 
   server.setRequestHandler("resources/read", async (request, ctx) => {
     const params = request.params as Params & { uri: string };
@@ -109,6 +101,13 @@ export function createGatewayServer(backend: GatewayBackend): Server {
   });
 
   return server;
+}
+
+/** One page of an aggregated list, as `{ [key]: items, nextCursor? }`. */
+function listPage(key: string, items: readonly unknown[], cursor: unknown): never {
+  const page = paginate(items, decodeCursor(cursor));
+  // The SDK types each list result separately; the shape is the same for all four.
+  return { [key]: page.items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) } as never;
 }
 
 /**
