@@ -294,7 +294,13 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     this.syncing = (async () => {
       do {
         this.syncAgain = false;
-        await this.syncOnce();
+        try {
+          await this.syncOnce();
+        } catch (error) {
+          // D1 unreachable: the servers table lags until the next hello, status or detach. Never thrown from here:
+          // a throw would reset the object (in the constructor) or drop the frame being handled.
+          log({ event: "servers.sync_failed", detail: (error as Error).message }, "error");
+        }
       } while (this.syncAgain);
     })().finally(() => (this.syncing = undefined));
     return this.syncing;
