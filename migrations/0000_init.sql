@@ -46,6 +46,7 @@ CREATE TABLE `servers` (
 	`status_detail` text,
 	`conflicts` text,
 	`catalog` text DEFAULT '{"tools":[],"resources":[],"resourceTemplates":[],"prompts":[]}' NOT NULL,
+	`version` integer DEFAULT 0 NOT NULL,
 	`registered_at` integer NOT NULL,
 	`updated_at` integer NOT NULL,
 	PRIMARY KEY(`tenant_id`, `id`),

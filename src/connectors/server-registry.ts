@@ -1,7 +1,7 @@
 /**
  * @module The servers table: written from what connectors report, read to build a tenant's catalog.
  */
-import { and, eq } from "drizzle-orm";
+import { and, count, eq, max, sql, sum } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { servers } from "../db/schema.ts";
 import type { ServerCatalog, ServerReport } from "../link/protocol.ts";
@@ -30,6 +30,22 @@ export async function tenantServers(db: Database, tenant: string): Promise<Regis
     connectorId: row.connectorId,
   }));
 }
+
+/**
+ * A stamp of the tenant's enabled server set that moves whenever any of its rows is written (every writer bumps
+ * `version`) or a server appears, disappears or is enabled or disabled: one cheap indexed aggregate instead of
+ * reading every catalog.
+ */
+export async function tenantServersStamp(db: Database, tenant: string): Promise<string> {
+  const row = await db
+    .select({ n: count(), versions: sum(servers.version), latest: max(servers.updatedAt) })
+    .from(servers)
+    .where(and(eq(servers.tenantId, tenant), eq(servers.enabled, true)))
+    .get();
+  return `${row?.n ?? 0}:${row?.versions ?? 0}:${row?.latest ?? 0}`;
+}
+
+const bump = { version: sql`${servers.version} + 1` };
 
 export interface SyncOutcome {
   /** Reported servers whose id another connector of the tenant owns: not registered. */
@@ -78,7 +94,7 @@ export async function syncConnectorServers(
       db
         .insert(servers)
         .values({ tenantId: tenant, id: report.id, connectorId: connector, registeredAt: now, ...values })
-        .onConflictDoUpdate({ target: [servers.tenantId, servers.id], set: values }),
+        .onConflictDoUpdate({ target: [servers.tenantId, servers.id], set: { ...values, ...bump } }),
     );
   }
   for (const row of existing) {
@@ -86,7 +102,7 @@ export async function syncConnectorServers(
       writes.push(
         db
           .update(servers)
-          .set({ status: "disconnected", statusDetail: `connector "${connector}" is not connected or no longer runs it`, updatedAt: now })
+          .set({ status: "disconnected", statusDetail: `connector "${connector}" is not connected or no longer runs it`, updatedAt: now, ...bump })
           .where(and(eq(servers.tenantId, tenant), eq(servers.id, row.id))),
       );
     }
@@ -108,7 +124,7 @@ async function refreshConflicts(db: Database, tenant: string): Promise<Map<strin
     const note = describeConflicts(conflicts, row.id) ?? null;
     notes.set(row.id, note);
     if (note !== row.conflicts) {
-      writes.push(db.update(servers).set({ conflicts: note }).where(and(eq(servers.tenantId, tenant), eq(servers.id, row.id))));
+      writes.push(db.update(servers).set({ conflicts: note, ...bump }).where(and(eq(servers.tenantId, tenant), eq(servers.id, row.id))));
     }
   }
   if (writes.length > 0) await db.batch(writes as [(typeof writes)[number], ...typeof writes]);

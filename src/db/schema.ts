@@ -98,6 +98,11 @@ export const servers = sqliteTable(
     conflicts: text("conflicts"),
     /** JSON ServerCatalog (tools, resources, resourceTemplates, prompts) as last reported. */
     catalog: text("catalog", { mode: "json" }).notNull().default(sql`'{"tools":[],"resources":[],"resourceTemplates":[],"prompts":[]}'`),
+    /**
+     * Bumped by every write to the row: with the row count it stamps a tenant's server set, so a Worker isolate can
+     * keep the tenant's catalog and re-read it only when the stamp moves. Every writer must bump it.
+     */
+    version: integer("version", { mode: "number" }).notNull().default(0),
     /** First time any connector reported this server: older servers keep their names when names clash. */
     registeredAt: integer("registered_at", { mode: "number" }).notNull(),
     updatedAt: integer("updated_at", { mode: "number" }).notNull(),

@@ -8,23 +8,21 @@
 import { ProtocolError } from "@modelcontextprotocol/server";
 import type { Principal } from "../auth/principal.ts";
 import { connectorObjectName } from "../connectors/connector-api.ts";
-import { tenantServers } from "../connectors/server-registry.ts";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { UpstreamErrorCode } from "../link/errors.ts";
 import { log } from "../log.ts";
-import { buildCatalog, type AggregatedCatalog } from "./catalog.ts";
+import { tenantCatalog, type TenantCatalog } from "./catalog-cache.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
 
 /**
  * @param waitUntil keeps work alive after the agent's response has ended (the cancellation of an abandoned call).
  */
 export function workerBackend(env: Env, db: Database, principal: Principal, waitUntil: (work: Promise<unknown>) => void): GatewayBackend {
-  // One request reads the servers table once, however many handlers ask.
-  let loaded: Promise<{ catalog: AggregatedCatalog; connectorOf: Map<string, string> }> | undefined;
+  // One request asks for the catalog once, however many handlers need it.
+  let loaded: Promise<TenantCatalog> | undefined;
   const load = () =>
-    (loaded ??= tenantServers(db, principal.tenant).then(
-      (servers) => ({ catalog: buildCatalog(servers), connectorOf: new Map(servers.map((s) => [s.id, s.connectorId])) }),
+    (loaded ??= tenantCatalog(db, principal.tenant).catch(
       (error: unknown) => {
         log({ event: "catalog.unavailable", tenant: principal.tenant, detail: (error as Error).message }, "error");
         throw new ProtocolError(UpstreamErrorCode.Unavailable, "The gateway could not read its server registry; retry shortly");

@@ -87,6 +87,21 @@ describe("aggregation", () => {
     expect((await rpcMessages(await pending))[0]?.result).toEqual({ content: [] });
   });
 
+  it("shows a catalog change on the very next request (the per-isolate cache follows the servers table)", async () => {
+    const { apiKey, connector, tenant } = await connected();
+    const names = async () => (await rpcMessages(await mcpPost(list("tools/list"), apiKey)))[0]?.result.tools.map((t: { name: string }) => t.name);
+    expect(await names()).toEqual(["crm__echo"]);
+    expect(await names()).toEqual(["crm__echo"]);
+    const grown = echoServer("crm");
+    grown.catalog.tools.push({ name: "search", inputSchema: { type: "object" } });
+    connector.send({ type: "status", server: grown });
+    await expect.poll(async () => JSON.stringify(await env.DB.prepare("SELECT catalog FROM servers WHERE tenant_id = ?").bind(tenant).first("catalog"))).toContain("search");
+    expect(await names()).toEqual(["crm__echo", "crm__search"]);
+    connector.send({ type: "status", server: echoServer("crm", { health: "unhealthy" }) });
+    await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ?").bind(tenant).first("status")).toBe("unhealthy");
+    expect(await names()).toEqual([]);
+  });
+
   it("tenants never see each other's servers", async () => {
     await connected([echoServer("secret")]);
     const other = await seedTenant();
