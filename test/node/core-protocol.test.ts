@@ -186,6 +186,8 @@ describe("serverIdSchema", () => {
     ["a double underscore", "crm__tools"],
     ["a leading double underscore", "__x"],
     ["a trailing double underscore", "x__"],
+    // "a_" + "__" + "x" and "a" + "__" + "_x" would both read "a___x"
+    ["a trailing underscore", "a_"],
     ["65 characters", "x".repeat(65)],
     ["a leading dash", "-x"],
     ["a leading underscore", "_x"],
