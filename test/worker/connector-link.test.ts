@@ -352,9 +352,10 @@ describe("hostile or broken connectors", () => {
 
   it("stops sending calls to a replica that misses its heartbeats, and resumes when it pings", async () => {
     const { apiKey, connector } = await connected([]);
-    connector.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION, connectorVersion: "t", replicaId: "slow", heartbeatMs: 100, servers: [echoServer("crm")] });
+    // Silent past 3 × 500 ms; generous enough that a loaded machine cannot make the resumed call look silent.
+    connector.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION, connectorVersion: "t", replicaId: "slow", heartbeatMs: 500, servers: [echoServer("crm")] });
     await connector.next("welcome");
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await new Promise((resolve) => setTimeout(resolve, 1_800));
     const [silent] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
     expect(silent?.error.message).toMatch(/stopped answering heartbeats/);
 
