@@ -10,7 +10,7 @@
 import { Client, ProtocolError, type JSONRPCMessage } from "@modelcontextprotocol/client";
 import type { ServerConfig } from "../src/config/schema.ts";
 import { JsonRpcErrorCode } from "../src/link/errors.ts";
-import { MAX_MESSAGE_BYTES, serverCatalogSchema, utf8Length, type RelayedRequest, type RpcError, type ServerCatalog } from "../src/link/protocol.ts";
+import { MAX_MESSAGE_BYTES, exceedsBytes, serverCatalogSchema, utf8Length, type RelayedRequest, type RpcError, type ServerCatalog } from "../src/link/protocol.ts";
 import { ChildProcessTransport, type ChildExit } from "./child-transport.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -144,8 +144,8 @@ export class UpstreamSession {
     }
     const upstreamId = `gw-${++this.#nextId}`;
     const message = { jsonrpc: "2.0" as const, id: upstreamId, method: request.method, params: withProgressToken(request.params, upstreamId) };
-    const bytes = utf8Length(JSON.stringify(message));
-    if (bytes > MAX_MESSAGE_BYTES) return Promise.resolve({ error: relayError.requestTooLarge(this.#serverId, bytes) });
+    const text = JSON.stringify(message);
+    if (exceedsBytes(text, MAX_MESSAGE_BYTES)) return Promise.resolve({ error: relayError.requestTooLarge(this.#serverId, utf8Length(text)) });
 
     const timeoutMs = this.#options.server.timeout;
     return new Promise<RelayOutcome>((resolve) => {

@@ -234,8 +234,7 @@ export function parseFrame<S extends z.ZodType>(schema: S, data: string | ArrayB
   if (typeof data !== "string") {
     return refuse(LinkErrorCode.InvalidFrame, "binary frames are not part of the link protocol; send JSON text");
   }
-  // A UTF-16 length is at most the UTF-8 byte length, at least a third of it: cheap pre-check, exact check after.
-  if (data.length > MAX_FRAME_BYTES || utf8Length(data) > MAX_FRAME_BYTES) {
+  if (exceedsBytes(data, MAX_FRAME_BYTES)) {
     return refuse(LinkErrorCode.FrameTooLarge, `frame exceeds the ${MAX_FRAME_BYTES} byte limit`);
   }
   let value: unknown;
@@ -263,8 +262,17 @@ export function parseFrame<S extends z.ZodType>(schema: S, data: string | ArrayB
  */
 export function encodeFrame(frame: ConnectorFrame | EdgeFrame): { ok: true; text: string } | { ok: false; bytes: number } {
   const text = JSON.stringify(frame);
-  const bytes = utf8Length(text);
-  return bytes > MAX_FRAME_BYTES ? { ok: false, bytes } : { ok: true, text };
+  return exceedsBytes(text, MAX_FRAME_BYTES) ? { ok: false, bytes: utf8Length(text) } : { ok: true, text };
+}
+
+/**
+ * Whether the text's UTF-8 encoding is longer than `limit` bytes. Every frame passes here, so the common small one
+ * is decided from its length alone (a UTF-16 code unit encodes to 1-3 bytes); only a text near the limit is encoded.
+ */
+export function exceedsBytes(text: string, limit: number): boolean {
+  if (text.length > limit) return true;
+  if (text.length * 3 <= limit) return false;
+  return utf8Length(text) > limit;
 }
 
 export function utf8Length(text: string): number {

@@ -3,6 +3,7 @@ import {
   connectorFrameSchema,
   edgeFrameSchema,
   encodeFrame,
+  exceedsBytes,
   HEARTBEAT_PING,
   LinkErrorCode,
   MAX_FRAME_BYTES,
@@ -173,6 +174,19 @@ describe("encodeFrame", () => {
     const encoded = encodeFrame(frame);
     if (!encoded.ok) throw new Error("expected ok");
     expect(parseFrame(connectorFrameSchema, encoded.text)).toEqual({ ok: true, frame });
+  });
+});
+
+describe("exceedsBytes", () => {
+  it("decides short texts by length and measures texts near the limit in UTF-8 bytes", () => {
+    expect(exceedsBytes("abc", 3)).toBe(false);
+    expect(exceedsBytes("abcd", 3)).toBe(true);
+    expect(exceedsBytes("é", 1)).toBe(true); // 1 code unit, 2 bytes
+    expect(exceedsBytes("é", 2)).toBe(false);
+    expect(exceedsBytes("€€", 5)).toBe(true); // 2 code units, 6 bytes
+    expect(exceedsBytes("€€", 6)).toBe(false);
+    expect(exceedsBytes("😀", 3)).toBe(true); // a surrogate pair: 2 code units, 4 bytes
+    expect(exceedsBytes("😀", 4)).toBe(false);
   });
 });
 
