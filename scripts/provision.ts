@@ -1,5 +1,5 @@
 /**
- * `npm run provision -- [--remote] [--connector ID] [--config FILE]`: make a gateway.yaml's tenant, consumers and
+ * `npm run provision -- [--remote | --state DIR] [--connector ID] [--config FILE]`: make a gateway.yaml's tenant, consumers and
  * API keys true in D1 (the deployed database with --remote, else the local one) and register a connector with a
  * freshly generated token, which is printed once and stored only as its SHA-256 digest.
  *
@@ -17,6 +17,8 @@ import { applyMigrations, seedDatabase } from "./local-gateway.ts";
 const { values } = parseArgs({
   options: {
     remote: { type: "boolean", default: false },
+    /** Local state directory (as `wrangler --persist-to`); default wrangler's .wrangler/state. */
+    state: { type: "string" },
     connector: { type: "string", default: "default" },
     config: { type: "string", default: process.env.MCP_GATEWAY_CONFIG ?? "gateway.yaml" },
   },
@@ -33,7 +35,7 @@ if (!parsed.ok) {
   process.exit(2);
 }
 
-const target = values.remote ? ({ remote: true } as const) : {};
+const target = values.remote ? ({ remote: true } as const) : { persistTo: values.state ? resolve(values.state) : undefined };
 const token = generateSecret(CONNECTOR_TOKEN_PREFIX);
 await applyMigrations(target);
 await seedDatabase(parsed.config, { id: connectorId, name: connectorId, tokenHash: await sha256Hex(token) }, target);
