@@ -3,6 +3,8 @@
  * see why a server keeps crashing, without letting a chatty child grow the connector's memory. Pure.
  */
 
+import { clip } from "../src/text.ts";
+
 export class StderrTail {
   readonly #maxLines: number;
   readonly #maxLineChars: number;
@@ -19,7 +21,7 @@ export class StderrTail {
     const parts = (this.#partial + text).split(/\r?\n/);
     // The last part has no newline yet; keep it (bounded) until one arrives.
     this.#partial = (parts.pop() ?? "").slice(0, this.#maxLineChars);
-    const complete = parts.filter((line) => line.trim() !== "").map((line) => this.#truncate(line));
+    const complete = parts.filter((line) => line.trim() !== "").map((line) => clip(line, this.#maxLineChars));
     this.#lines.push(...complete);
     if (this.#lines.length > this.#maxLines) this.#lines.splice(0, this.#lines.length - this.#maxLines);
     return complete;
@@ -28,9 +30,5 @@ export class StderrTail {
   /** The most recent lines, oldest first, including an unfinished last line. */
   lines(): string[] {
     return this.#partial.trim() === "" ? [...this.#lines] : [...this.#lines, this.#partial].slice(-this.#maxLines);
-  }
-
-  #truncate(line: string): string {
-    return line.length > this.#maxLineChars ? `${line.slice(0, this.#maxLineChars)}…` : line;
   }
 }

@@ -17,6 +17,7 @@ import { childEnvironment, redactSecrets, resolveServerEnv, type HostEnv } from 
 import type { Logger } from "./log.ts";
 import { describeExit, relayError, type NotificationSink, type RelayOutcome } from "./relay.ts";
 import { StderrTail } from "./stderr-tail.ts";
+import { clip } from "../src/text.ts";
 import { UpstreamSession, type CatalogKind } from "./upstream-session.ts";
 
 export type RestartOptions = {
@@ -376,8 +377,4 @@ class SupervisedServer {
     if (this.#stderr.lines().length === 0) return `${message}; it wrote nothing to stderr`;
     return `${message}; its stderr is in the connector's log on this host (event server_stderr)`;
   }
-}
-
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

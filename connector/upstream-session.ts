@@ -11,6 +11,7 @@ import { Client, ProtocolError, type JSONRPCMessage } from "@modelcontextprotoco
 import type { ServerConfig } from "../src/config/schema.ts";
 import { JsonRpcErrorCode } from "../src/link/errors.ts";
 import { MAX_MESSAGE_BYTES, exceedsBytes, serverCatalogSchema, utf8Length, type RelayedRequest, type RpcError, type ServerCatalog } from "../src/link/protocol.ts";
+import { clip } from "../src/text.ts";
 import { ChildProcessTransport, type ChildExit } from "./child-transport.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -247,7 +248,7 @@ export class UpstreamSession {
       level: typeof p.level === "string" ? p.level : undefined,
       logger: typeof p.logger === "string" ? p.logger : undefined,
       inFlight: this.#calls.size,
-      message: truncate(typeof p.data === "string" ? p.data : JSON.stringify(p.data) ?? "", 500),
+      message: clip(typeof p.data === "string" ? p.data : JSON.stringify(p.data) ?? "", 500),
     });
   }
 
@@ -294,8 +295,4 @@ function startFailure(error: unknown, timeoutMs: number): string {
   if (e?.code === "EACCES") return "its command is not executable";
   if (e?.name === "TimeoutError" || e?.name === "AbortError") return `it did not initialise within ${timeoutMs} ms`;
   return `it failed to initialise: ${e?.message ?? String(error)}`;
-}
-
-function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

@@ -11,6 +11,7 @@ import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
 import type { AggregatedCatalog, RoutedItem } from "./catalog.ts";
 import { GatewayErrorCode } from "./errors.ts";
 import { prefixOf } from "./namespacing.ts";
+import { clip } from "../text.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
 export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
@@ -75,7 +76,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     const catalog = await backend.catalog();
     const serverId = catalog.resourceServer(params.uri);
     if (!serverId) {
-      throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${clip(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
+      throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
     }
     assertAvailable(catalog, serverId);
     return relay(backend, serverId, "resources/read", params, ctx) as never;
@@ -92,12 +93,12 @@ export function createGatewayServer(backend: GatewayBackend): Server {
     if (ref.type === "ref/resource" && typeof ref.uri === "string") {
       const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
       if (!serverId) {
-        throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${clip(ref.uri)}": no server lists it`);
+        throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
       }
       assertAvailable(catalog, serverId);
       return relay(backend, serverId, "completion/complete", params, ctx) as never;
     }
-    throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${clip(String(ref.type))}"`);
+    throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${echo(String(ref.type))}"`);
   });
 
   return server;
@@ -159,9 +160,9 @@ function routeOf(catalog: AggregatedCatalog, kind: "tool" | "prompt", name: stri
     prefix === undefined
       ? `list them with ${kind}s/list`
       : owners.length === 0
-        ? `no server of yours exposes names with the prefix "${clip(prefix)}"`
+        ? `no server of yours exposes names with the prefix "${echo(prefix)}"`
         : `server "${owners[0]?.id}" has no ${kind} by that name; list them with ${kind}s/list`;
-  throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${clip(name)}": ${hint}`);
+  throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${echo(name)}": ${hint}`);
 }
 
 function assertAvailable(catalog: AggregatedCatalog, serverId: string): void {
@@ -172,6 +173,6 @@ function assertAvailable(catalog: AggregatedCatalog, serverId: string): void {
 }
 
 /** Echoed names are bounded so a hostile 1 MB name cannot inflate every error. */
-function clip(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+function echo(text: string): string {
+  return clip(text, 200);
 }

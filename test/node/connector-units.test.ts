@@ -61,8 +61,8 @@ describe("StderrTail", () => {
   it("keeps the last lines, truncated, and returns completed lines for logging", () => {
     const tail = new StderrTail(2, 10);
     expect(tail.push("one\ntwo\nthree is long")).toEqual(["one", "two"]);
-    expect(tail.push(" indeed\nfour\n")).toEqual(["three is l…", "four"]);
-    expect(tail.lines()).toEqual(["three is l…", "four"]);
+    expect(tail.push(" indeed\nfour\n")).toEqual(["three is …", "four"]);
+    expect(tail.lines()).toEqual(["three is …", "four"]);
     tail.push("partial");
     expect(tail.lines()).toEqual(["four", "partial"]);
   });
