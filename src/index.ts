@@ -8,7 +8,9 @@
 import { Hono } from "hono";
 import { acceptConnector } from "./connectors/route.ts";
 import { mcpBodyLimit, originGuard, requireApiKey, type GatewayContext } from "./http/guards.ts";
+import { JsonRpcErrorCode } from "./link/errors.ts";
 import { log } from "./log.ts";
+import { jsonRpcErrorResponse } from "./mcp/errors.ts";
 import { serveMcp } from "./mcp/route.ts";
 
 export { ConnectorDurableObject } from "./connectors/durable-object.ts";
@@ -21,9 +23,12 @@ app.get("/connect", acceptConnector);
 
 app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; MCP clients use /mcp` }, 404));
 app.onError((error, c) => {
-  // A bug, not an expected failure: log it structured and answer without internals.
-  log({ event: "worker.error", path: new URL(c.req.url).pathname, detail: error.message }, "error");
-  return c.json({ error: "internal error" }, 500);
+  // A bug, not an expected failure: log it structured and answer without internals, in the shape the caller reads.
+  const path = new URL(c.req.url).pathname;
+  const requestId = crypto.randomUUID();
+  log({ event: "worker.error", path, requestId, detail: error.message }, "error");
+  const message = `Internal error; the gateway logged it as ${requestId}`;
+  return path === "/mcp" ? jsonRpcErrorResponse(500, JsonRpcErrorCode.InternalError, message) : c.json({ error: message }, 500);
 });
 
 export default app;
