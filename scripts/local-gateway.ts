@@ -41,11 +41,12 @@ export async function applyMigrations(target?: DatabaseTarget): Promise<void> {
   await wrangler(["d1", "migrations", "apply", "DB", ...targetArgs(target)]);
 }
 
-export async function seedDatabase(config: GatewayConfig, connector: SeedConnector, target?: DatabaseTarget): Promise<void> {
+/** Applies a gateway.yaml to its tenant and registers a connector; `digest` is the file text's SHA-256, if known. */
+export async function seedDatabase(config: GatewayConfig, connector: SeedConnector, target?: DatabaseTarget, digest: string | null = null): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-gateway-seed-"));
   try {
     const file = join(dir, "seed.sql");
-    writeFileSync(file, await seedStatements(config, connector), { mode: 0o600 });
+    writeFileSync(file, await seedStatements(config, connector, digest), { mode: 0o600 });
     await wrangler(["d1", "execute", "DB", "--file", file, "--yes", ...targetArgs(target)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });

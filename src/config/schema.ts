@@ -2,13 +2,23 @@
  * @module gateway.yaml: the seed's configuration schema (auth, servers, policies, audit, metering, rateLimit,
  * ipFilter) validated with zod, with messages that name the path of the bad key.
  *
- * Platform-free: the connector reads `servers:` from it, `npm start` reads `tenant:` and `auth.keys` from it to seed
- * the local gateway. Unknown keys are errors, so a typo never silently disables a setting.
+ * Platform-free: the connector reads `servers:` from it; the admin API (and `npm start`, before the Worker is up)
+ * applies the rest to the edge. Unknown keys are errors, so a typo never silently disables a setting; references
+ * between sections (roles, servers, ids) are checked too, so a typo never silently grants or denies.
  */
 import { parse as parseYaml } from "yaml";
+import { clip } from "../text.ts";
 import { z } from "zod";
 import { EDGE_CALL_DEADLINE_MS, serverIdSchema } from "../link/protocol.ts";
 import { exposedPrefix } from "../mcp/namespacing.ts";
+import { isGlobPattern } from "../policy/glob.ts";
+import { defaultRuleId, policySchema } from "../policy/schema.ts";
+
+/** The server id of the gateway's own tools (list_tools, call, …): no configured server may take it. */
+export const GATEWAY_SERVER_ID = "gateway";
+
+/** The role that may use the admin API (/admin/v1) for its tenant; needs no policy. */
+export const ADMIN_ROLE = "admin";
 
 const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
 
@@ -52,20 +62,6 @@ export const apiKeyConfigSchema = z
     message: "give exactly one of key or keyHash",
   });
 export type ApiKeyConfig = z.infer<typeof apiKeyConfigSchema>;
-
-const ruleSchema = z.strictObject({
-  server: z.string().optional(),
-  tool: z.string().optional(),
-  action: z.enum(["allow", "deny"]),
-  conditions: z.array(z.record(z.string(), z.unknown())).default([]),
-});
-
-const policySchema = z.strictObject({
-  id: idSchema,
-  name: z.string().optional(),
-  roles: z.array(z.string()).default([]),
-  rules: z.array(ruleSchema).default([]),
-});
 
 export const gatewayConfigSchema = z.strictObject({
   /** The tenant this file describes (one gateway serves many; `npm start` uses this one). */
@@ -117,10 +113,8 @@ export function parseGatewayConfig(text: string): ConfigResult {
   } catch (error) {
     return { ok: false, errors: [`not valid YAML: ${(error as Error).message}`] };
   }
-  const parsed = gatewayConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    return { ok: false, errors: parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`) };
-  }
+  const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) return { ok: false, errors: parsed.error.issues.map(describeIssue) };
   const errors = crossChecks(parsed.data);
   return errors.length > 0 ? { ok: false, errors } : { ok: true, config: parsed.data };
 }
@@ -136,6 +130,9 @@ function crossChecks(config: GatewayConfig): string[] {
     serverIds.set(server.id, i);
     // Two servers behind one prefix would make every tool name ambiguous; bare names ("") are checked per tool,
     // when the servers report their tools, because only then are the names known.
+    if (server.id === GATEWAY_SERVER_ID) {
+      errors.push(`servers[${i}].id: "${GATEWAY_SERVER_ID}" is reserved for the gateway's own tools; choose another id`);
+    }
     const prefix = exposedPrefix(server);
     if (prefix === "") return;
     const samePrefix = prefixes.get(prefix);
@@ -147,10 +144,105 @@ function crossChecks(config: GatewayConfig): string[] {
     prefixes.set(prefix, i);
   });
   const keyIds = new Map<string, number>();
+  const keyHashes = new Map<string, number>();
   config.auth.keys.forEach((key, i) => {
     const same = keyIds.get(key.id);
     if (same !== undefined) errors.push(`auth.keys[${i}].id: "${key.id}" is already used by auth.keys[${same}]`);
     keyIds.set(key.id, i);
+    if (key.keyHash !== undefined) {
+      const sameHash = keyHashes.get(key.keyHash);
+      if (sameHash !== undefined) errors.push(`auth.keys[${i}].keyHash: the same key as auth.keys[${sameHash}]`);
+      keyHashes.set(key.keyHash, i);
+    }
+  });
+  errors.push(...policyChecks(config));
+  return errors;
+}
+
+/**
+ * Policies against the rest of the file: unique policy and rule ids, rules naming servers the file declares (a
+ * literal name; globs may match servers that report later), and keys holding only roles some policy grants — a
+ * misspelt role would otherwise silently leave a key with nothing (or a policy with nobody).
+ */
+function policyChecks(config: GatewayConfig): string[] {
+  const errors: string[] = [];
+  const declared = new Set([GATEWAY_SERVER_ID, ...config.servers.map((s) => s.id)]);
+  const policyIds = new Map<string, number>();
+  const ruleIds = new Map<string, string>();
+  const granted = new Set<string>([ADMIN_ROLE]);
+  config.policies.forEach((policy, p) => {
+    const same = policyIds.get(policy.id);
+    if (same !== undefined) errors.push(`policies[${p}].id: "${policy.id}" is already used by policies[${same}]`);
+    policyIds.set(policy.id, p);
+    for (const role of policy.roles) granted.add(role);
+    errors.push(...deadAllows(policy, `policies[${p}]`));
+    policy.rules.forEach((rule, r) => {
+      const path = `policies[${p}].rules[${r}]`;
+      const id = rule.id ?? defaultRuleId(policy.id, r);
+      const sameRule = ruleIds.get(id);
+      if (sameRule !== undefined) errors.push(`${path}.id: "${id}" is already the id of ${sameRule}`);
+      ruleIds.set(id, path);
+      if (rule.server !== undefined && !isGlobPattern(rule.server) && !declared.has(rule.server)) {
+        errors.push(`${path}.server: no server "${rule.server}" in servers (declared: ${[...declared].join(", ")})`);
+      }
+    });
+  });
+  if (granted.has("*")) return errors;
+  config.auth.keys.forEach((key, k) => {
+    key.roles.forEach((role, r) => {
+      if (!granted.has(role)) {
+        errors.push(`auth.keys[${k}].roles[${r}]: no policy grants the role "${role}" (roles in policies: ${[...granted].join(", ")})`);
+      }
+    });
+  });
+  return errors;
+}
+
+/** `policies[2].rules[0].action: expected "allow" | "deny", got "permit"`: the path, what was expected, what came. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = formatPath(issue.path);
+  // A key's value is a secret even when it is malformed: say what was expected, never echo it.
+  if (issue.path.at(-1) === "key" || issue.path.at(-1) === "keyHash") return `${path}: ${issue.message}`;
+  if (issue.code === "invalid_value") {
+    const expected = issue.values.map((v) => JSON.stringify(v)).join(" | ");
+    return `${path}: expected ${expected}, got ${shown(issue.input)}`;
+  }
+  if (issue.code === "invalid_type") {
+    return `${path}: expected ${issue.expected}, got ${issue.input === undefined ? "nothing" : shown(issue.input)}`;
+  }
+  if (issue.code === "unrecognized_keys") {
+    return `${path}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+/** A bad value as the error shows it: JSON, bounded (a file can hold a huge string). */
+function shown(value: unknown): string {
+  if (Array.isArray(value)) return "a list";
+  if (value !== null && typeof value === "object") return "a mapping";
+  return clip(JSON.stringify(value) ?? String(value), 80);
+}
+
+/**
+ * The seed's reader policy ended with `{tool: "*", action: deny}` after its allows, relying on first-match. Deny
+ * overrides allow here, so such a rule would silently make the policy's own allow rules dead and its callers able
+ * to do nothing. Default deny already refuses what no rule allows, so the rule is refused with that explanation.
+ */
+function deadAllows(policy: GatewayConfig["policies"][number], path: string): string[] {
+  const everything = (glob: string | undefined) => glob === undefined || glob === "*";
+  const errors: string[] = [];
+  policy.rules.forEach((deny, d) => {
+    if (deny.action !== "deny" || deny.conditions.length > 0 || !everything(deny.server)) return;
+    const kind = deny.tool !== undefined ? "tool" : deny.prompt !== undefined ? "prompt" : deny.resource !== undefined ? "resource" : undefined;
+    if (kind !== undefined && !everything(deny.tool ?? deny.prompt ?? deny.resource)) return;
+    const dead = policy.rules
+      .map((rule, a) => ({ rule, a }))
+      .filter(({ rule }) => rule.action === "allow" && (kind === undefined || rule[kind] !== undefined || (rule.tool === undefined && rule.prompt === undefined && rule.resource === undefined)))
+      .map(({ a }) => `rules[${a}]`);
+    if (dead.length === 0) return;
+    errors.push(
+      `${path}.rules[${d}]: this deny covers every ${kind ?? "item"} and deny overrides allow, so it would cancel ${dead.join(", ")} of the same policy; remove it (anything no rule allows is denied already)`,
+    );
   });
   return errors;
 }

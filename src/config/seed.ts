@@ -1,11 +1,12 @@
 /**
- * @module The D1 statements that make a gateway.yaml's tenant, consumers and API keys (and one connector) true in
- * a local database: what `npm start` and the end-to-end tests run through `wrangler d1 execute`.
+ * @module The SQL text that applies a gateway.yaml (and registers one connector) in a database reached through
+ * `wrangler d1 execute --file`, which takes no parameters: what `npm start`, `npm run provision` and the
+ * end-to-end tests run before the Worker (and so the admin API) is up.
  *
- * Keys given in the seed's plaintext form are hashed here; only digests reach the database (decision D5). The file
- * is the source of truth for its tenant: keys it no longer lists are deleted.
+ * The statements are the admin API's own (apply.ts), with every parameter inlined as an escaped literal, so both
+ * paths write exactly the same rows. Only digests reach the database (decision D5).
  */
-import { sha256Hex } from "../auth/secrets.ts";
+import { configApplyStatements, type SqlValue, type Statement } from "./apply.ts";
 import type { GatewayConfig } from "./schema.ts";
 
 export interface SeedConnector {
@@ -16,50 +17,26 @@ export interface SeedConnector {
 }
 
 /** SQL text, one statement per line, with every value inlined as an escaped literal. */
-export async function seedStatements(config: GatewayConfig, connector: SeedConnector): Promise<string> {
-  const tenant = config.tenant;
-  const lines: string[] = [];
-  const insert = (table: string, row: Record<string, SqlValue>, conflict: string) => {
-    const columns = Object.keys(row);
-    lines.push(
-      `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => literal(row[c] ?? null)).join(", ")}) ${conflict};`,
-    );
-  };
-
-  insert("tenants", { id: tenant, name: tenant }, "ON CONFLICT(id) DO NOTHING");
-  const consumers = new Set(config.auth.keys.map((k) => k.consumerId));
-  for (const consumer of consumers) {
-    insert("consumers", { tenant_id: tenant, id: consumer, name: consumer }, "ON CONFLICT(tenant_id, id) DO NOTHING");
-  }
-  // Delete first: a key renamed in the file keeps its digest, which is unique.
-  const keyIds = config.auth.keys.map((k) => literal(k.id)).join(", ");
-  lines.push(`DELETE FROM api_keys WHERE tenant_id = ${literal(tenant)}${keyIds ? ` AND id NOT IN (${keyIds})` : ""};`);
-  for (const key of config.auth.keys) {
-    const keyHash = key.keyHash ?? (await sha256Hex(key.key as string));
-    insert(
-      "api_keys",
-      {
-        tenant_id: tenant,
-        id: key.id,
-        consumer_id: key.consumerId,
-        name: key.name,
-        key_hash: keyHash,
-        roles: JSON.stringify(key.roles),
-        enabled: key.enabled ? 1 : 0,
-        expires_at: key.expiresAt ? Date.parse(key.expiresAt) : null,
-      },
-      "ON CONFLICT(tenant_id, id) DO UPDATE SET consumer_id = excluded.consumer_id, name = excluded.name, key_hash = excluded.key_hash, roles = excluded.roles, enabled = excluded.enabled, expires_at = excluded.expires_at",
-    );
-  }
-  insert(
-    "connectors",
-    { tenant_id: tenant, id: connector.id, name: connector.name, token_hash: connector.tokenHash, enabled: 1 },
-    "ON CONFLICT(tenant_id, id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash, enabled = 1",
-  );
-  return lines.join("\n") + "\n";
+export async function seedStatements(config: GatewayConfig, connector: SeedConnector, digest: string | null = null): Promise<string> {
+  const statements: Statement[] = [
+    ...(await configApplyStatements(config, { digest, now: Date.now() })),
+    {
+      sql:
+        "INSERT INTO connectors (tenant_id, id, name, token_hash, enabled) VALUES (?, ?, ?, ?, 1) " +
+        "ON CONFLICT(tenant_id, id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash, enabled = 1",
+      params: [config.tenant, connector.id, connector.name, connector.tokenHash],
+    },
+  ];
+  return statements.map((s) => `${inline(s)};`).join("\n") + "\n";
 }
 
-type SqlValue = string | number | null;
+/** The statement with each `?` replaced by its parameter as a literal. No statement has a `?` inside quotes. */
+function inline(statement: Statement): string {
+  let next = 0;
+  const text = statement.sql.replace(/\?/g, () => literal(statement.params[next++] ?? null));
+  if (next !== statement.params.length) throw new Error(`statement has ${next} placeholders for ${statement.params.length} parameters`);
+  return text;
+}
 
 /** An SQLite literal: numbers as they are, text single-quoted with quotes doubled, NUL refused. */
 export function literal(value: SqlValue): string {

@@ -6,6 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import { foreignKey, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { PublishedConfig } from "../config/publish.ts";
 
 const createdAt = () =>
   integer("created_at", { mode: "number" })
@@ -16,6 +17,18 @@ export const tenants = sqliteTable("tenants", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
   createdAt: createdAt(),
+  /**
+   * The tenant's applied gateway.yaml as published to the edge (JSON of {@link PublishedConfig}): policies, server
+   * declarations without command/args/env/cwd, and the other sections. NULL until a file is applied: no policy
+   * then, so every call is denied (default deny).
+   */
+  config: text("config", { mode: "json" }).$type<PublishedConfig>(),
+  /** Bumped by every apply; the Worker's per-isolate policy cache re-reads the config when it moves. */
+  configVersion: integer("config_version", { mode: "number" }).notNull().default(0),
+  /** SHA-256 hex of the applied file's text, so an operator can tell which file is live. */
+  configDigest: text("config_digest"),
+  /** Epoch milliseconds of the last apply. */
+  configAppliedAt: integer("config_applied_at", { mode: "number" }),
 });
 
 /** An agent or application that calls tools; the unit of limits, usage and audit. */
@@ -48,6 +61,11 @@ export const apiKeys = sqliteTable(
     enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
     /** Epoch milliseconds; null = never expires. */
     expiresAt: integer("expires_at", { mode: "number" }),
+    /**
+     * `config`: listed in the applied gateway.yaml, which stays its source of truth (an apply rewrites or deletes
+     * it). `api`: created through the admin API; applying a file never touches it.
+     */
+    source: text("source", { enum: ["config", "api"] }).notNull().default("api"),
     createdAt: createdAt(),
   },
   (t) => [

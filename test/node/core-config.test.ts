@@ -61,18 +61,29 @@ const key = (extra: string) => `auth:\n  keys:\n    - id: k1\n      name: K\n   
 const servers = (...lines: string[]) => `servers:\n${lines.map((l) => `  - ${l}`).join("\n")}\n`;
 
 describe("parseGatewayConfig", () => {
-  it("parses the seed's example gateway.yaml", () => {
-    const config = ok(parseGatewayConfig(SEED_YAML));
+  it("refuses the seed's example for exactly its two rules that deny-overrides-allow makes wrong, naming the paths", () => {
+    // The seed's reader policy ends with a catch-all deny that relied on first-match: here it would cancel the
+    // policy's own allows. And its key holds "writer", which no policy grants: a role no policy names is far more
+    // often a typo than a wish, so both are errors that say what to do.
+    expect(errors(parseGatewayConfig(SEED_YAML))).toEqual([
+      "policies[0].rules[1]: this deny covers every tool and deny overrides allow, so it would cancel rules[0] of the same policy; remove it (anything no rule allows is denied already)",
+      'auth.keys[0].roles[1]: no policy grants the role "writer" (roles in policies: admin, reader)',
+    ]);
+  });
+
+  it("parses the seed's example once those two are fixed", () => {
+    const fixed = SEED_YAML.replace('      - tool: "*"\n        action: deny\n', "").replace(
+      "audit:\n",
+      "  - { id: writer-policy, roles: [writer], rules: [{ server: mcp-fred, action: allow }] }\naudit:\n",
+    );
+    const config = ok(parseGatewayConfig(fixed));
     expect(config.tenant).toBe("default");
     expect(config.auth.keys).toEqual([
       { id: "key-1", key: "gw_your_key_here_0123456789", name: "Production Agent", consumerId: "agent-prod", roles: ["reader", "writer"], enabled: true },
     ]);
     expect(config.servers.map((s) => s.id)).toEqual(["mcp-fred", "mcp-stripe"]);
     expect(config.servers[1]?.env).toEqual({ STRIPE_SECRET_KEY: "${STRIPE_SECRET_KEY}" });
-    expect(config.policies[0]?.rules).toEqual([
-      { tool: "get_*", action: "allow", conditions: [] },
-      { tool: "*", action: "deny", conditions: [] },
-    ]);
+    expect(config.policies[0]?.rules).toEqual([{ tool: "get_*", action: "allow", conditions: [] }]);
     expect(config.rateLimit).toEqual({ enabled: true, defaultPerMinute: 60 });
   });
 
@@ -177,5 +188,45 @@ describe("parseGatewayConfig", () => {
     expect(errors(parseGatewayConfig(servers('{ id: a, command: a, env: { "BAD-NAME": x } }')))[0]).toMatch(
       /^servers\[0\]\.env\.BAD-NAME: /,
     );
+  });
+});
+
+describe("parseGatewayConfig: references between sections", () => {
+  const policy = (rules: string, roles = "[reader]", id = "p") => `  - { id: ${id}, roles: ${roles}, rules: [${rules}] }\n`;
+  const file = (policies: string, extra = "") => `${servers("{ id: crm, command: a }")}policies:\n${policies}${extra}`;
+
+  it.each([
+    [
+      "a wrong action, with what was expected and what came",
+      file(policy("{ tool: x, action: allow }") + policy("{ tool: y, action: permit }", "[reader]", "q")),
+      'policies[1].rules[0].action: expected "allow" | "deny", got "permit"',
+    ],
+    ["a wrong type", file(policy("{ tool: x, action: allow }", "reader")), "policies[0].roles: expected array, got \"reader\""],
+    ["an unknown key", file(policy("{ tool: x, action: allow, when: now }")), 'policies[0].rules[0]: unknown key "when"'],
+    ["a duplicate policy id", file(policy("{ action: allow }") + policy("{ action: deny }")), 'policies[1].id: "p" is already used by policies[0]'],
+    [
+      "a rule naming a server the file does not declare",
+      file(policy("{ server: crn, action: allow }")),
+      'policies[0].rules[0].server: no server "crn" in servers (declared: gateway, crm)',
+    ],
+    [
+      "a key holding a role no policy grants",
+      file(policy("{ action: allow }"), "auth:\n  keys:\n    - { id: k, keyHash: " + "a".repeat(64) + ", name: K, consumerId: c, roles: [raeder] }\n"),
+      'auth.keys[0].roles[0]: no policy grants the role "raeder" (roles in policies: admin, reader)',
+    ],
+    ["the gateway's reserved server id", servers("{ id: gateway, command: a }"), 'servers[0].id: "gateway" is reserved for the gateway\'s own tools; choose another id'],
+  ])("refuses %s, naming the path", (_, yaml, expected) => {
+    expect(errors(parseGatewayConfig(yaml))).toContain(expected);
+  });
+
+  it("accepts globs over servers the file does not declare, the gateway's own server, and the admin role without a policy", () => {
+    const yaml = file(policy("{ server: 'crm-*', action: allow }") + policy("{ server: gateway, tool: call, action: deny }", '["*"]', "q"), "auth:\n  keys:\n    - { id: k, keyHash: " + "a".repeat(64) + ", name: K, consumerId: c, roles: [reader, admin] }\n");
+    expect(ok(parseGatewayConfig(yaml)).policies).toHaveLength(2);
+  });
+
+  it("never echoes a malformed key's value in an error", () => {
+    const result = errors(parseGatewayConfig("auth:\n  keys:\n    - { id: k, key: 12345678901234567890, name: K, consumerId: c }\n"));
+    expect(result.join("\n")).not.toContain("12345678901234567890");
+    expect(result[0]).toMatch(/^auth\.keys\[0\]\.key: /);
   });
 });

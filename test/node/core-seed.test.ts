@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/auth/secrets.ts";
@@ -21,13 +21,17 @@ auth:
   keys:
     - { id: key-1, key: ${PLAINTEXT}, name: "Production Agent", consumerId: agent-prod, roles: [reader, writer] }
     - { id: key-2, keyHash: ${HASHED}, name: "O'Brien'); DROP TABLE api_keys;--", consumerId: agent-prod, enabled: false, expiresAt: "2030-01-01T00:00:00Z" }
+policies:
+  - { id: reader-policy, roles: [reader, writer], rules: [{ tool: "get_*", action: allow }] }
 `);
 
 function freshDatabase(): DatabaseSync {
   const db = new DatabaseSync(":memory:");
-  const migration = readFileSync(new URL("../../migrations/0000_init.sql", import.meta.url), "utf8");
-  for (const statement of migration.split("--> statement-breakpoint")) {
-    if (statement.trim()) db.exec(statement);
+  const dir = new URL("../../migrations/", import.meta.url);
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    for (const statement of readFileSync(new URL(file, dir), "utf8").split("--> statement-breakpoint")) {
+      if (statement.trim()) db.exec(statement);
+    }
   }
   return db;
 }
@@ -75,21 +79,16 @@ describe("seedStatements", () => {
     expect(await seedStatements(twoKeys, connector)).toContain("'O''Brien''); DROP TABLE api_keys;--'");
   });
 
-  it("deletes the tenant's keys the file no longer lists", async () => {
-    expect(await seedStatements(twoKeys, connector)).toContain("DELETE FROM api_keys WHERE tenant_id = 'acme' AND id NOT IN ('key-1', 'key-2');");
-  });
-
-  it("deletes all of the tenant's keys when the file lists none", async () => {
-    const sql = await seedStatements(config("tenant: acme\n"), connector);
-    expect(sql).toContain("DELETE FROM api_keys WHERE tenant_id = 'acme';");
-    expect(sql).not.toContain("NOT IN");
-    expect(sql).not.toContain("INSERT INTO api_keys");
+  it("deletes only the keys the file itself owns and no longer lists", async () => {
+    expect(await seedStatements(twoKeys, connector)).toContain(
+      `DELETE FROM api_keys WHERE tenant_id = 'acme' AND source = 'config' AND id NOT IN (SELECT value FROM json_each('["key-1","key-2"]'));`,
+    );
   });
 
   it("writes one statement per line, each ending with a semicolon", async () => {
     const lines = (await seedStatements(twoKeys, connector)).trimEnd().split("\n");
-    // tenant, one consumer (shared by both keys), two keys, delete, connector
-    expect(lines).toHaveLength(6);
+    // tenant, one consumer (shared by both keys), delete, two keys, published config, connector
+    expect(lines).toHaveLength(7);
     for (const line of lines) expect(line).toMatch(/;$/);
   });
 });
@@ -159,6 +158,27 @@ describe("seedStatements against SQLite with the real migration", () => {
       { tenant_id: "acme", id: "key-1", name: "Renamed", roles: '["admin"]', enabled: 1 },
       { tenant_id: "other", id: "key-1", name: "Other" },
     ]);
+  });
+
+  it("leaves keys created through the admin API alone, and bumps the config version on every apply", async () => {
+    const db = freshDatabase();
+    db.exec(await seedStatements(twoKeys, connector));
+    db.exec(`INSERT INTO api_keys (tenant_id, id, consumer_id, name, key_hash, source) VALUES ('acme', 'api-key', 'agent-prod', 'made by the API', '${"f".repeat(64)}', 'api')`);
+    db.exec(await seedStatements(config("tenant: acme\n"), connector));
+    expect(keys(db).map((k) => (k as { id: string }).id)).toEqual(["api-key"]);
+    expect(db.prepare("SELECT config_version FROM tenants WHERE id = 'acme'").get()).toEqual({ config_version: 2 });
+  });
+
+  it("publishes the file without any server's command, args, env or cwd", async () => {
+    const db = freshDatabase();
+    const withServer = config(
+      `tenant: acme\nservers:\n  - { id: crm, command: /opt/secret-bin, args: [--token, s3cr3t-arg], env: { API_TOKEN: s3cr3t-env }, cwd: /srv/private, prefix: kb }\n`,
+    );
+    db.exec(await seedStatements(withServer, connector, "9".repeat(64)));
+    const row = db.prepare("SELECT config, config_digest FROM tenants WHERE id = 'acme'").get() as { config: string; config_digest: string };
+    expect(row.config_digest).toBe("9".repeat(64));
+    expect(JSON.parse(row.config).servers).toEqual([{ id: "crm", prefix: "kb", enabled: true, timeout: 60_000 }]);
+    for (const secret of ["secret-bin", "s3cr3t-arg", "s3cr3t-env", "/srv/private", "API_TOKEN"]) expect(row.config).not.toContain(secret);
   });
 
   it("deletes every key of the tenant when the file lists none", async () => {

@@ -30,7 +30,7 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
 
 it("writes the tenant, hashed keys and a connector whose token is printed once", async () => {
   const config = join(dir, "gateway.yaml");
-  writeFileSync(config, `tenant: acme\nauth:\n  keys:\n    - { id: k1, key: ${KEY}, name: Agent, consumerId: agent-1, roles: [reader] }\n`);
+  writeFileSync(config, `tenant: acme\nauth:\n  keys:\n    - { id: k1, key: ${KEY}, name: Agent, consumerId: agent-1, roles: [reader] }\npolicies:\n  - { id: p, roles: [reader], rules: [{ action: allow }] }\n`);
   const { stdout } = await provision("--config", config, "--connector", "edge-1");
   const token = /^(gwc_[A-Za-z0-9_-]{43})$/m.exec(stdout)?.[1] as string;
   expect(token).toBeDefined();

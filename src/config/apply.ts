@@ -1,0 +1,72 @@
+/**
+ * @module The D1 statements that make a gateway.yaml true for its tenant, as one all-or-nothing batch: the tenant,
+ * the consumers its keys name, its keys (the file is the source of truth for the keys it lists, marked
+ * `source = 'config'`; keys created through the admin API are never touched), and the published config with a
+ * bumped version.
+ *
+ * Pure, with `?` parameters: the admin API binds them and runs them with `D1Database.batch` (a transaction);
+ * `npm start` and `npm run provision` inline them as literals for `wrangler d1 execute --file` (seed.ts).
+ */
+import { sha256Hex } from "../auth/secrets.ts";
+import { publishConfig } from "./publish.ts";
+import type { GatewayConfig } from "./schema.ts";
+
+export type SqlValue = string | number | null;
+
+export interface Statement {
+  sql: string;
+  params: SqlValue[];
+}
+
+export interface ApplyOptions {
+  /** SHA-256 hex of the file's text, or null when it is not known. */
+  digest: string | null;
+  /** Epoch milliseconds of the apply. */
+  now: number;
+}
+
+/**
+ * The statements of one apply. The last one returns the tenant's new `config_version` (RETURNING), so the batch's
+ * last result says which version went live.
+ */
+export async function configApplyStatements(config: GatewayConfig, options: ApplyOptions): Promise<Statement[]> {
+  const tenant = config.tenant;
+  const statements: Statement[] = [
+    { sql: "INSERT INTO tenants (id, name) VALUES (?, ?) ON CONFLICT(id) DO NOTHING", params: [tenant, tenant] },
+  ];
+  for (const consumer of new Set(config.auth.keys.map((k) => k.consumerId))) {
+    statements.push({
+      sql: "INSERT INTO consumers (tenant_id, id, name) VALUES (?, ?, ?) ON CONFLICT(tenant_id, id) DO NOTHING",
+      params: [tenant, consumer, consumer],
+    });
+  }
+  // Delete first: a key renamed in the file keeps its digest, which is unique. One JSON parameter, because D1
+  // binds at most 100 parameters per statement.
+  statements.push({
+    sql: "DELETE FROM api_keys WHERE tenant_id = ? AND source = 'config' AND id NOT IN (SELECT value FROM json_each(?))",
+    params: [tenant, JSON.stringify(config.auth.keys.map((k) => k.id))],
+  });
+  for (const key of config.auth.keys) {
+    statements.push({
+      sql:
+        "INSERT INTO api_keys (tenant_id, id, consumer_id, name, key_hash, roles, enabled, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'config') " +
+        "ON CONFLICT(tenant_id, id) DO UPDATE SET consumer_id = excluded.consumer_id, name = excluded.name, key_hash = excluded.key_hash, " +
+        "roles = excluded.roles, enabled = excluded.enabled, expires_at = excluded.expires_at, source = 'config'",
+      params: [
+        tenant,
+        key.id,
+        key.consumerId,
+        key.name,
+        key.keyHash ?? (await sha256Hex(key.key as string)),
+        JSON.stringify(key.roles),
+        key.enabled ? 1 : 0,
+        key.expiresAt ? Date.parse(key.expiresAt) : null,
+      ],
+    });
+  }
+  statements.push({
+    sql: "UPDATE tenants SET config = ?, config_version = config_version + 1, config_digest = ?, config_applied_at = ? WHERE id = ? RETURNING config_version",
+    params: [JSON.stringify(publishConfig(config)), options.digest, options.now, tenant],
+  });
+  return statements;
+}

@@ -1,0 +1,42 @@
+/**
+ * @module What of a gateway.yaml reaches the edge: everything except a server's command, args, env and cwd (which
+ * only the connector on the customer's host reads) and the keys themselves (stored as digests in `api_keys`).
+ *
+ * Pure: the admin API stores the published form in `tenants.config`; the Worker compiles its policies from it.
+ */
+import type { PolicyConfig } from "../policy/schema.ts";
+import type { GatewayConfig } from "./schema.ts";
+
+/** A server as the edge knows it from the file: identity, naming and whether the operator enabled it. */
+export interface PublishedServer {
+  id: string;
+  name?: string | undefined;
+  prefix?: string | undefined;
+  enabled: boolean;
+  timeout: number;
+}
+
+export interface PublishedConfig {
+  tenant: string;
+  authType: GatewayConfig["auth"]["type"];
+  servers: PublishedServer[];
+  policies: PolicyConfig[];
+  audit?: GatewayConfig["audit"];
+  metering?: GatewayConfig["metering"];
+  rateLimit?: GatewayConfig["rateLimit"];
+  ipFilter?: GatewayConfig["ipFilter"];
+}
+
+export function publishConfig(config: GatewayConfig): PublishedConfig {
+  return {
+    tenant: config.tenant,
+    authType: config.auth.type,
+    // Built field by field, not by omitting: a key added to the server schema later stays on the host by default.
+    servers: config.servers.map((s) => ({ id: s.id, name: s.name, prefix: s.prefix, enabled: s.enabled, timeout: s.timeout })),
+    policies: config.policies,
+    ...(config.audit ? { audit: config.audit } : {}),
+    ...(config.metering ? { metering: config.metering } : {}),
+    ...(config.rateLimit ? { rateLimit: config.rateLimit } : {}),
+    ...(config.ipFilter ? { ipFilter: config.ipFilter } : {}),
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * @module A per-isolate cache of each tenant's applied configuration, with its policies compiled once per config
+ * version. A version is re-checked at most every {@link CONFIG_RECHECK_MS} per tenant and isolate, so an apply
+ * takes effect everywhere within that bound (plus the time D1 takes to replicate the write) with no redeploy,
+ * and most calls pay no query for it at all.
+ */
+import { eq } from "drizzle-orm";
+import type { Database } from "../db/client.ts";
+import { tenants } from "../db/schema.ts";
+import { compilePolicies, type CompiledPolicies } from "../policy/engine.ts";
+import type { PolicyConfig } from "../policy/schema.ts";
+import type { PublishedConfig } from "./publish.ts";
+import { GATEWAY_SERVER_ID } from "./schema.ts";
+
+/** How stale a tenant's configuration may be in one isolate (documented in the README). */
+export const CONFIG_RECHECK_MS = 1_000;
+
+/** The gateway's discovery tools and `call` are for every caller; a tenant's deny rule still overrides this. */
+export const GATEWAY_BUILTIN_POLICY: PolicyConfig = {
+  id: "gateway-builtin",
+  name: "The gateway's own discovery tools, for every caller",
+  roles: ["*"],
+  rules: [{ server: GATEWAY_SERVER_ID, tool: "{list_tools,list_servers,server_status,call}", action: "allow", conditions: [] }],
+};
+
+export interface TenantConfig {
+  /** 0 = no file applied yet: no policy, so everything but the built-in tools is denied. */
+  version: number;
+  published: PublishedConfig | null;
+  policies: CompiledPolicies;
+  /** Servers the applied file declares with `enabled: false`: hidden and refused whatever their connector says. */
+  disabledServers: ReadonlySet<string>;
+}
+
+const MAX_TENANTS = 500;
+const cache = new Map<string, { value: TenantConfig; checkedAt: number }>();
+
+export async function tenantConfig(db: Database, tenant: string, now: number = Date.now()): Promise<TenantConfig> {
+  const hit = cache.get(tenant);
+  if (hit && now - hit.checkedAt < CONFIG_RECHECK_MS) return hit.value;
+  const version = await db.select({ version: tenants.configVersion }).from(tenants).where(eq(tenants.id, tenant)).get();
+  if (hit && hit.value.version === (version?.version ?? 0)) {
+    hit.checkedAt = now;
+    return hit.value;
+  }
+  const row = await db
+    .select({ version: tenants.configVersion, config: tenants.config })
+    .from(tenants)
+    .where(eq(tenants.id, tenant))
+    .get();
+  const value = compileTenantConfig(row?.version ?? 0, row?.config ?? null);
+  cache.delete(tenant);
+  cache.set(tenant, { value, checkedAt: now });
+  if (cache.size > MAX_TENANTS) cache.delete(cache.keys().next().value as string);
+  return value;
+}
+
+/** Pure: a published config as the pipeline uses it. */
+export function compileTenantConfig(version: number, published: PublishedConfig | null): TenantConfig {
+  return {
+    version,
+    published,
+    policies: compilePolicies([...(published?.policies ?? []), GATEWAY_BUILTIN_POLICY]),
+    disabledServers: new Set((published?.servers ?? []).filter((s) => !s.enabled).map((s) => s.id)),
+  };
+}
+
+/** For tests: forget every cached tenant. */
+export function clearTenantConfigCache(): void {
+  cache.clear();
+}
