@@ -1,6 +1,6 @@
 /**
- * @module The Worker's GatewayBackend: the catalog from D1 (every enabled server, with its availability) and
- * relaying through the Connector Durable Object of the connector that serves each server.
+ * @module The Worker's GatewayBackend: the tenant's applied config and compiled policies, the catalog from D1
+ * (every enabled server, with its availability), and relaying through the Connector Durable Object of the connector that serves each server.
  *
  * Platform failures (D1, a Durable Object being reset) become stable Unavailable errors here; their raw messages,
  * which can name tables, parameters or internals, go to the log only.
@@ -12,6 +12,7 @@ import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { UpstreamErrorCode } from "../link/errors.ts";
 import { log } from "../log.ts";
+import { tenantConfig, type TenantConfig } from "../config/tenant-config.ts";
 import { tenantCatalog, type TenantCatalog } from "./catalog-cache.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
 
@@ -19,18 +20,20 @@ import type { GatewayBackend } from "./gateway-server.ts";
  * @param waitUntil keeps work alive after the agent's response has ended (the cancellation of an abandoned call).
  */
 export function workerBackend(env: Env, db: Database, principal: Principal, waitUntil: (work: Promise<unknown>) => void): GatewayBackend {
-  // One request asks for the catalog once, however many handlers need it.
+  // One request reads the config and the catalog once, however many handlers need them. Without them no call can
+  // be authorized, so a failure fails the request (closed), with a stable error.
+  let config: Promise<TenantConfig> | undefined;
   let loaded: Promise<TenantCatalog> | undefined;
-  const load = () =>
-    (loaded ??= tenantCatalog(db, principal.tenant).catch(
-      (error: unknown) => {
-        log({ event: "catalog.unavailable", tenant: principal.tenant, detail: (error as Error).message }, "error");
-        throw new ProtocolError(UpstreamErrorCode.Unavailable, "The gateway could not read its server registry; retry shortly");
-      },
-    ));
+  const unavailable = (what: string) => (error: unknown) => {
+    log({ event: `${what}.unavailable`, tenant: principal.tenant, detail: (error as Error).message }, "error");
+    throw new ProtocolError(UpstreamErrorCode.Unavailable, `The gateway could not read its ${what === "config" ? "configuration" : "server registry"}; retry shortly`);
+  };
+  const loadConfig = () => (config ??= tenantConfig(db, principal.tenant).catch(unavailable("config")));
+  const load = () => (loaded ??= loadConfig().then((c) => tenantCatalog(db, principal.tenant, c).catch(unavailable("catalog"))));
 
   return {
     catalog: async () => (await load()).catalog,
+    policies: async () => (await loadConfig()).policies,
     async relay(serverId, request, onNotification, signal) {
       const connector = (await load()).connectorOf.get(serverId);
       if (!connector) {

@@ -74,6 +74,8 @@ export interface AggregatedCatalog {
   /** The server of a template, by its exact URI template (completion references name templates). */
   templateServer(uriTemplate: string): string | undefined;
   server(id: string): CatalogServer | undefined;
+  /** Every server, oldest first. */
+  servers: readonly CatalogServer[];
   /** The servers whose names carry this prefix (one, unless it is "" shared by servers with bare names). */
   serversWithPrefix(prefix: string): CatalogServer[];
 }
@@ -112,6 +114,7 @@ export function buildCatalog(servers: readonly CatalogServer[]): AggregatedCatal
     resourceServer: (uri) => resources.get(uri)?.serverId ?? matchTemplate([...templates.values()], uri),
     templateServer: (uriTemplate) => templates.get(uriTemplate)?.serverId,
     server: (id) => byId.get(id),
+    servers: ordered,
     serversWithPrefix: (prefix) => ordered.filter((s) => exposedPrefix(s) === prefix),
   };
 }

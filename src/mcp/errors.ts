@@ -15,6 +15,8 @@ export const GatewayErrorCode = {
   Unauthenticated: -32001,
   /** A Host or browser Origin the gateway does not serve (HTTP 403); the SDK's own Origin check uses it too. */
   Forbidden: -32000,
+  /** A policy denied the call; `data` names the rule (`ruleId`, `policyId`; null for the default deny). */
+  Denied: -32003,
 } as const;
 
 /** A JSON-RPC error response for failures that happen before a message is parsed (auth, origin, size). */

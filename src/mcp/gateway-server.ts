@@ -1,16 +1,21 @@
 /**
- * @module The MCP server agents talk to: one low-level SDK `Server` per request whose handlers list the tenant's
- * aggregated catalog and forward calls to the server that owns each name.
+ * @module The MCP server agents talk to: one low-level SDK `Server` per request whose handlers list what the
+ * caller may use of the tenant's aggregated catalog, authorize every call by policy (the decision names its rule),
+ * and forward it to the server that owns the name.
  *
  * It depends on a {@link GatewayBackend} (catalog + relay), not on D1 or Durable Objects, so the same handlers are
  * exercised with a real backend in workerd and end to end.
  */
-import { ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
+import { PROTOCOL_VERSION_META_KEY, ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
 import type { CallOutcome } from "../connectors/connector-api.ts";
 import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
 import type { AggregatedCatalog, RoutedItem } from "./catalog.ts";
 import { GatewayErrorCode } from "./errors.ts";
 import { prefixOf } from "./namespacing.ts";
+import { GATEWAY_SERVER_ID } from "../config/schema.ts";
+import type { CompiledPolicies, PolicyPrincipal, PolicySubject } from "../policy/engine.ts";
+import { metaSubject, metaTool, MetaToolInputError, visibleMetaTools } from "./meta-tools.ts";
+import { promptSubject, resourceSubject, toolSubject, visibleCatalog } from "./visibility.ts";
 import { clip } from "../text.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
@@ -20,6 +25,8 @@ export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
 export interface GatewayBackend {
   /** The caller's tenant's catalog: every enabled server, with which of them take calls now. */
   catalog(): Promise<AggregatedCatalog>;
+  /** The tenant's compiled policies (the applied config's, plus the gateway's built-in rule). */
+  policies(): Promise<CompiledPolicies>;
   /**
    * Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. When
    * `signal` aborts (the agent disconnected) the upstream request is cancelled.
@@ -32,62 +39,120 @@ export interface GatewayBackend {
   ): Promise<CallOutcome>;
 }
 
+/** Who is calling, from the transport (never from a tool argument). */
+export interface Caller {
+  principal: PolicyPrincipal;
+  /** The request's `MCP-Protocol-Version` header, for 2025-era requests that carry it. */
+  protocolVersionHeader?: string | undefined;
+}
+
 type Params = Record<string, unknown>;
 
-export function createGatewayServer(backend: GatewayBackend): Server {
+/** From this revision on, bad tool arguments are tool execution errors (`isError`), not JSON-RPC errors (SEP-1303). */
+const INPUT_ERRORS_AS_RESULTS_SINCE = "2025-11-25";
+
+export function createGatewayServer(backend: GatewayBackend, caller: Caller): Server {
+  const { principal } = caller;
   const server = new Server(GATEWAY_INFO, {
     capabilities: { tools: {}, resources: {}, prompts: {}, completions: {}, logging: {} },
     instructions:
-      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway. Tool and prompt names are <server>__<name> unless a server keeps its own names.",
+      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway, as far as your policies allow. Tool and prompt names are <server>__<name> unless a server keeps its own names. The gateway's own tools: list_tools, list_servers, server_status, call.",
   });
 
-  server.setRequestHandler("tools/list", async (request) =>
-    listPage("tools", (await backend.catalog()).tools.map((t) => t.definition), request.params?.cursor),
-  );
+  const view = async () => {
+    const [catalog, policies] = await Promise.all([backend.catalog(), backend.policies()]);
+    return { catalog, policies, visible: visibleCatalog(catalog, principal, policies) };
+  };
 
-  server.setRequestHandler("tools/call", async (request, ctx) => {
-    const params = request.params as Params & { name: string };
-    const catalog = await backend.catalog();
+  /** Refuses unless policy allows; the error names the rule that decided. */
+  const authorize = (policies: CompiledPolicies, subject: PolicySubject, args?: unknown) => {
+    const decision = policies.decide(principal, subject, args);
+    if (decision.allowed) return;
+    throw new ProtocolError(GatewayErrorCode.Denied, `${describeSubject(subject)} is not allowed: ${decision.reason}`, {
+      ruleId: decision.ruleId,
+      policyId: decision.policyId,
+    });
+  };
+
+  /** tools/call of an exposed name: a gateway tool, or an upstream tool through policy and relay. */
+  const callTool = async (params: Params & { name: string }, ctx: ServerContext): Promise<Params> => {
+    const { catalog, policies } = await view();
+    const meta = metaTool(params.name);
+    if (meta) {
+      authorize(policies, metaSubject(params.name), params.arguments);
+      try {
+        return await meta.run(params.arguments, {
+          catalog,
+          principal,
+          policies,
+          callTool: (name, args) => callTool({ ...params, name, arguments: args }, ctx),
+        });
+      } catch (error) {
+        if (!(error instanceof MetaToolInputError)) throw error;
+        if (protocolVersion(params, caller) >= INPUT_ERRORS_AS_RESULTS_SINCE) {
+          return { content: [{ type: "text", text: error.message }], isError: true };
+        }
+        throw new ProtocolError(GatewayErrorCode.InvalidParams, error.message);
+      }
+    }
     const route = routeOf(catalog, "tool", params.name);
-    return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx) as never;
+    authorize(policies, toolSubject(route), params.arguments);
+    return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx);
+  };
+
+  server.setRequestHandler("tools/list", async (request) => {
+    const { policies, visible } = await view();
+    const own = visibleMetaTools(principal, policies);
+    // The gateway's tools keep their names; an upstream tool exposed under the same bare name is not listed.
+    const upstream = visible.tools.filter((t) => !metaTool(t.name)).map((t) => t.definition);
+    return listPage("tools", [...own, ...upstream], request.params?.cursor);
   });
+
+  server.setRequestHandler("tools/call", async (request, ctx) => callTool(request.params as Params & { name: string }, ctx) as never);
 
   server.setRequestHandler("prompts/list", async (request) =>
-    listPage("prompts", (await backend.catalog()).prompts.map((p) => p.definition), request.params?.cursor),
+    listPage("prompts", (await view()).visible.prompts.map((p) => p.definition), request.params?.cursor),
   );
 
   server.setRequestHandler("prompts/get", async (request, ctx) => {
     const params = request.params as Params & { name: string };
-    const catalog = await backend.catalog();
+    const { catalog, policies } = await view();
     const route = routeOf(catalog, "prompt", params.name);
+    authorize(policies, promptSubject(route), params.arguments);
     return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
   server.setRequestHandler("resources/list", async (request) =>
-    listPage("resources", (await backend.catalog()).resources.map((r) => r.definition), request.params?.cursor),
+    listPage("resources", (await view()).visible.resources.map((r) => r.definition), request.params?.cursor),
   );
 
   server.setRequestHandler("resources/templates/list", async (request) =>
-    listPage("resourceTemplates", (await backend.catalog()).resourceTemplates.map((t) => t.definition), request.params?.cursor),
+    listPage("resourceTemplates", (await view()).visible.resourceTemplates.map((t) => t.definition), request.params?.cursor),
   );
 
   server.setRequestHandler("resources/read", async (request, ctx) => {
     const params = request.params as Params & { uri: string };
-    const catalog = await backend.catalog();
+    const { catalog, policies } = await view();
     const serverId = catalog.resourceServer(params.uri);
     if (!serverId) {
       throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
     }
+    authorize(policies, resourceSubject(serverId, params.uri));
     assertAvailable(catalog, serverId);
     return relay(backend, serverId, "resources/read", params, ctx) as never;
   });
 
   server.setRequestHandler("completion/complete", async (request, ctx) => {
     const params = request.params as Params & { ref: { type: string; name?: string; uri?: string } };
-    const catalog = await backend.catalog();
+    const { catalog, policies } = await view();
     const ref = params.ref;
+    // Completing an argument is part of using the prompt or template: whoever may list it may complete it.
+    const mayUse = (subject: PolicySubject) => {
+      if (!policies.visible(principal, subject)) authorize(policies, subject);
+    };
     if (ref.type === "ref/prompt" && typeof ref.name === "string") {
       const route = routeOf(catalog, "prompt", ref.name);
+      mayUse(promptSubject(route));
       return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx) as never;
     }
     if (ref.type === "ref/resource" && typeof ref.uri === "string") {
@@ -95,6 +160,7 @@ export function createGatewayServer(backend: GatewayBackend): Server {
       if (!serverId) {
         throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
       }
+      mayUse(resourceSubject(serverId, ref.uri));
       assertAvailable(catalog, serverId);
       return relay(backend, serverId, "completion/complete", params, ctx) as never;
     }
@@ -102,6 +168,18 @@ export function createGatewayServer(backend: GatewayBackend): Server {
   });
 
   return server;
+}
+
+function describeSubject(subject: PolicySubject): string {
+  const what = subject.kind === "resource" ? `resource "${echo(subject.name)}"` : `${subject.kind} "${echo(subject.name)}"`;
+  return subject.server === GATEWAY_SERVER_ID ? `the gateway's ${what}` : `${what} of server "${subject.server}"`;
+}
+
+/** The protocol revision of this request: the 2026-07-28 envelope's, else the 2025-era header's, else the oldest. */
+function protocolVersion(params: Params, caller: Caller): string {
+  const meta = params._meta as Params | undefined;
+  const fromEnvelope = meta?.[PROTOCOL_VERSION_META_KEY];
+  return typeof fromEnvelope === "string" ? fromEnvelope : (caller.protocolVersionHeader ?? "2025-03-26");
 }
 
 /** One page of an aggregated list, as `{ [key]: items, nextCursor? }`. */

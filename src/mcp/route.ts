@@ -16,7 +16,8 @@ export async function serveMcp(c: Context<GatewayContext>): Promise<Response> {
   const principal = c.get("principal");
   const backend = workerBackend(c.env, database(c.env.DB), principal, (work) => c.executionCtx.waitUntil(work));
   // A handler per request: the factory closes over this caller's backend, so no state crosses requests or tenants.
-  const handler = createMcpHandler(() => createGatewayServer(backend), {
+  const caller = { principal, protocolVersionHeader: c.req.header("mcp-protocol-version") };
+  const handler = createMcpHandler(() => createGatewayServer(backend, caller), {
     maxRequestBodySize: MAX_MESSAGE_BYTES,
     onerror: (error) => log({ event: "mcp.error", tenant: principal.tenant, consumer: principal.consumer, detail: error.message }, "warn"),
   });

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/auth/secrets.ts";
 import { HEARTBEAT_PING, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES } from "../../src/link/protocol.ts";
 import { connectorObjectName } from "../../src/connectors/connector-api.ts";
-import { echoServer, FakeConnector, mcpPost, rpcMessages, seedTenant } from "./fixtures.ts";
+import { echoServer, FakeConnector, mcpPost, rpcMessages, seedTenant, upstreamToolNames } from "./fixtures.ts";
 
 const list = (method: string) => ({ jsonrpc: "2.0", id: 1, method, params: {} });
 const callTool = (name: string, args: Record<string, unknown> = {}, meta?: Record<string, unknown>) => ({
@@ -38,7 +38,7 @@ describe("aggregation", () => {
   it("lists the connector's tools, prompts, resources and templates, namespaced by server", async () => {
     const { apiKey } = await connected([echoServer("crm"), echoServer("docs", { prefix: "kb" })]);
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
-    expect(tools?.result.tools.map((t: { name: string }) => t.name).sort()).toEqual(["crm__echo", "kb__echo"]);
+    expect(upstreamToolNames(tools).sort()).toEqual(["crm__echo", "kb__echo"]);
     const [prompts] = await rpcMessages(await mcpPost(list("prompts/list"), apiKey));
     expect(prompts?.result.prompts.map((p: { name: string }) => p.name).sort()).toEqual(["crm__greet", "kb__greet"]);
     const [resources] = await rpcMessages(await mcpPost(list("resources/list"), apiKey));
@@ -54,7 +54,7 @@ describe("aggregation", () => {
       /tool "echo" \(kept by server "first"\)/,
     );
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
-    expect(tools?.result.tools.map((t: { name: string }) => t.name)).toEqual(["echo"]);
+    expect(upstreamToolNames(tools)).toEqual(["echo"]);
   });
 
   it("paginates long lists with an opaque cursor and refuses a forged one", async () => {
@@ -65,7 +65,7 @@ describe("aggregation", () => {
     let cursor: string | undefined;
     do {
       const [page] = await rpcMessages(await mcpPost({ ...list("tools/list"), params: cursor ? { cursor } : {} }, apiKey));
-      names.push(...page?.result.tools.map((t: { name: string }) => t.name));
+      names.push(...upstreamToolNames(page));
       cursor = page?.result.nextCursor;
     } while (cursor);
     expect(names).toHaveLength(250);
@@ -89,7 +89,7 @@ describe("aggregation", () => {
 
   it("shows a catalog change on the very next request (the per-isolate cache follows the servers table)", async () => {
     const { apiKey, connector, tenant } = await connected();
-    const names = async () => (await rpcMessages(await mcpPost(list("tools/list"), apiKey)))[0]?.result.tools.map((t: { name: string }) => t.name);
+    const names = async () => upstreamToolNames((await rpcMessages(await mcpPost(list("tools/list"), apiKey)))[0]);
     expect(await names()).toEqual(["crm__echo"]);
     expect(await names()).toEqual(["crm__echo"]);
     const grown = echoServer("crm");
@@ -106,7 +106,7 @@ describe("aggregation", () => {
     await connected([echoServer("secret")]);
     const other = await seedTenant();
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), other.apiKey));
-    expect(tools?.result.tools).toEqual([]);
+    expect(upstreamToolNames(tools)).toEqual([]);
   });
 });
 
@@ -213,7 +213,7 @@ describe("failure", () => {
     connector.socket.close(1000, "bye");
     await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ?").bind(tenant).first("status")).toBe("disconnected");
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
-    expect(tools?.result.tools).toEqual([]);
+    expect(upstreamToolNames(tools)).toEqual([]);
     const [call] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
     expect(call?.error.code).toBe(-32091);
     expect(call?.error.message).toBe('Server "crm" is not available right now (disconnected); retry shortly');
@@ -320,7 +320,7 @@ describe("ownership and name conflicts", () => {
     expect(call?.error).toMatchObject({ code: -32091, message: 'Server "a" is not available right now (disconnected); retry shortly' });
     expect(b.frames.filter((f) => f.type === "rpc")).toEqual([]);
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
-    expect(tools?.result.tools).toEqual([]);
+    expect(upstreamToolNames(tools)).toEqual([]);
   });
 });
 

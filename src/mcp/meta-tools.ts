@@ -1,0 +1,166 @@
+/**
+ * @module The gateway's own MCP tools (the seed's names): `list_tools`, `list_servers`, `server_status` and `call`.
+ * They live on the reserved server id `gateway`, so policy governs them like any tool (a built-in rule allows
+ * them to every caller; a tenant's deny rule overrides it). The caller is always the transport's principal: no
+ * tool takes a key, tenant or consumer as an argument.
+ *
+ * Each shows only what the caller may use; a server the caller may use nothing of is unknown to it.
+ */
+import { z } from "zod";
+import { GATEWAY_SERVER_ID } from "../config/schema.ts";
+import type { CompiledPolicies, PolicyPrincipal } from "../policy/engine.ts";
+import type { AggregatedCatalog, CatalogServer } from "./catalog.ts";
+import { serverVisible, visibleCatalog } from "./visibility.ts";
+
+/** What a meta-tool handler needs: the caller's view and, for `call`, the regular tools/call path. */
+export interface MetaToolContext {
+  catalog: AggregatedCatalog;
+  principal: PolicyPrincipal;
+  policies: CompiledPolicies;
+  /** tools/call of an exposed name, with policy, routing and relay exactly as if the agent had sent it. */
+  callTool(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+export type MetaToolResult = Record<string, unknown>;
+
+/** A meta-tool's arguments were wrong; reported per protocol era (see gateway-server.ts). */
+export class MetaToolInputError extends Error {}
+
+interface MetaTool {
+  definition: { name: string; title: string; description: string; inputSchema: Record<string, unknown>; annotations: Record<string, unknown> };
+  run(args: unknown, ctx: MetaToolContext): Promise<MetaToolResult>;
+}
+
+const noArguments = z.strictObject({});
+const listToolsArguments = z.strictObject({ server: z.string().max(256).optional() });
+const serverStatusArguments = z.strictObject({ server: z.string().min(1).max(256) });
+const callArguments = z.strictObject({
+  tool: z.string().min(1).max(512),
+  arguments: z.record(z.string(), z.unknown()).default({}),
+});
+
+function parsed<T>(schema: z.ZodType<T>, args: unknown, tool: string): T {
+  const result = schema.safeParse(args ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "arguments"}: ${i.message}`);
+  throw new MetaToolInputError(`Invalid arguments for ${tool}: ${problems.join("; ")}`);
+}
+
+/** A JSON answer as text (for every client) and as structured content (for clients that read it). */
+function answer(value: Record<string, unknown>): MetaToolResult {
+  return { content: [{ type: "text", text: JSON.stringify(value, null, 2) }], structuredContent: value };
+}
+
+function describeServer(server: CatalogServer, ctx: MetaToolContext) {
+  const mine = (kind: "tool" | "prompt" | "resource", name: string) => ctx.policies.visible(ctx.principal, { server: server.id, kind, name });
+  return {
+    id: server.id,
+    name: server.name,
+    status: server.status,
+    available: server.available,
+    tools: server.catalog.tools.filter((t) => mine("tool", t.name)).length,
+    prompts: server.catalog.prompts.filter((p) => mine("prompt", p.name)).length,
+    resources:
+      server.catalog.resources.filter((r) => mine("resource", r.uri)).length +
+      server.catalog.resourceTemplates.filter((t) => mine("resource", t.uriTemplate)).length,
+  };
+}
+
+const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
+
+const tools: MetaTool[] = [
+  {
+    definition: {
+      name: "list_tools",
+      title: "List tools",
+      description: "Lists the tools you may call through this gateway (optionally of one server), with the server that serves each.",
+      inputSchema: { type: "object", properties: { server: { type: "string", description: "Only this server's tools" } }, additionalProperties: false },
+      annotations: readOnly,
+    },
+    async run(args, ctx) {
+      const { server } = parsed(listToolsArguments, args, "list_tools");
+      const visible = visibleCatalog(ctx.catalog, ctx.principal, ctx.policies).tools;
+      const listed = visible
+        .filter((t) => server === undefined || t.serverId === server)
+        .map((t) => ({ name: t.name, server: t.serverId, description: t.definition.description ?? null }));
+      return answer({ tools: listed });
+    },
+  },
+  {
+    definition: {
+      name: "list_servers",
+      title: "List servers",
+      description: "Lists the MCP servers whose tools, prompts or resources you may use, with their status.",
+      inputSchema: { type: "object", properties: {}, additionalProperties: false },
+      annotations: readOnly,
+    },
+    async run(args, ctx) {
+      parsed(noArguments, args, "list_servers");
+      const servers = ctx.catalog.servers.filter((s) => serverVisible(s, ctx.principal, ctx.policies)).map((s) => describeServer(s, ctx));
+      return answer({ servers });
+    },
+  },
+  {
+    definition: {
+      name: "server_status",
+      title: "Server status",
+      description: "The health of one MCP server you use: status, whether it takes calls now, and what of it you may use.",
+      inputSchema: {
+        type: "object",
+        properties: { server: { type: "string", description: "The server id, as list_servers shows it" } },
+        required: ["server"],
+        additionalProperties: false,
+      },
+      annotations: readOnly,
+    },
+    async run(args, ctx) {
+      const { server: id } = parsed(serverStatusArguments, args, "server_status");
+      const server = ctx.catalog.server(id);
+      // A server of another tenant, or one the caller may use nothing of, is indistinguishable from no server.
+      if (!server || !serverVisible(server, ctx.principal, ctx.policies)) {
+        throw new MetaToolInputError(`Unknown server "${id.slice(0, 200)}"; list_servers shows the servers you use`);
+      }
+      const withheld = ctx.catalog.conflicts.filter((c) => c.serverId === id).length;
+      return answer({ ...describeServer(server, ctx), registeredAt: new Date(server.registeredAt).toISOString(), withheldByNameConflicts: withheld });
+    },
+  },
+  {
+    definition: {
+      name: "call",
+      title: "Call a tool",
+      description:
+        "Calls any tool you may use by its name as tools/list (or list_tools) shows it, with JSON arguments. Policy, limits and audit apply exactly as to a direct call.",
+      inputSchema: {
+        type: "object",
+        properties: {
+          tool: { type: "string", description: "The tool's name, e.g. crm__search" },
+          arguments: { type: "object", description: "The tool's arguments", additionalProperties: true },
+        },
+        required: ["tool"],
+        additionalProperties: false,
+      },
+      annotations: { openWorldHint: true },
+    },
+    async run(args, ctx) {
+      const { tool, arguments: toolArgs } = parsed(callArguments, args, "call");
+      if (tool === "call") throw new MetaToolInputError("call cannot call itself; name the tool you want to call");
+      return ctx.callTool(tool, toolArgs);
+    },
+  },
+];
+
+const byName = new Map(tools.map((t) => [t.definition.name, t]));
+
+/** The meta-tool of an exposed name, if it is one. Meta-tools keep their names before any upstream bare name. */
+export function metaTool(name: string): MetaTool | undefined {
+  return byName.get(name);
+}
+
+/** The meta-tools' definitions the caller may use, for tools/list. */
+export function visibleMetaTools(principal: PolicyPrincipal, policies: CompiledPolicies): MetaTool["definition"][] {
+  return tools.filter((t) => policies.visible(principal, metaSubject(t.definition.name))).map((t) => t.definition);
+}
+
+export function metaSubject(name: string) {
+  return { server: GATEWAY_SERVER_ID, kind: "tool" as const, name };
+}
