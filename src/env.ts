@@ -10,4 +10,9 @@ export interface Env {
   ALLOWED_ORIGINS?: string;
   /** Comma-separated accepted Host header values; empty accepts any. */
   ALLOWED_HOSTS?: string;
+  /**
+   * Secret: lowercase hex SHA-256 of the platform admin token, which may administer every tenant through
+   * /admin/v1. Unset = no platform admin (tenant admin keys only). The token itself is stored nowhere.
+   */
+  ADMIN_TOKEN_SHA256?: string;
 }

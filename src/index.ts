@@ -3,9 +3,13 @@
  *
  *   /mcp      agents (Streamable HTTP MCP): origin → authenticate → body limit → MCP handler → Connector DO
  *   /connect  connectors (WebSocket, dialled out from the customer's hosts) → Connector DO
+ *   /admin/v1 administrators and the mcp-gateway CLI (admin key or platform token) → D1, Connector DO
+ *   /openapi.json  the admin API's OpenAPI 3.1 description
  *   /healthz  liveness
  */
 import { Hono } from "hono";
+import { adminApp } from "./admin/app.ts";
+import { AdminError, adminErrorResponse } from "./admin/errors.ts";
 import { acceptConnector } from "./connectors/route.ts";
 import { mcpBodyLimit, originGuard, requireApiKey, type GatewayContext } from "./http/guards.ts";
 import { JsonRpcErrorCode } from "./link/errors.ts";
@@ -20,9 +24,11 @@ const app = new Hono<GatewayContext>();
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.all("/mcp", originGuard, requireApiKey, mcpBodyLimit, serveMcp);
 app.get("/connect", acceptConnector);
+app.route("/", adminApp());
 
 app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; MCP clients use /mcp` }, 404));
 app.onError((error, c) => {
+  if (error instanceof AdminError) return adminErrorResponse(c, error);
   // A bug, not an expected failure: log it structured and answer without internals, in the shape the caller reads.
   const path = new URL(c.req.url).pathname;
   const requestId = crypto.randomUUID();

@@ -179,6 +179,19 @@ export class ConnectorDurableObject extends DurableObject<Env> {
     return true;
   }
 
+  /**
+   * The connector's token was revoked: every replica's link is closed now (a reconnect is refused at /connect),
+   * its calls fail at once and its servers are marked disconnected. Returns how many links were closed.
+   */
+  async revoke(): Promise<number> {
+    const sockets = this.ctx.getWebSockets();
+    for (const socket of sockets) {
+      this.send(socket, { type: "error", code: LinkErrorCode.Revoked, message: "this connector's token was revoked by an administrator" });
+      await this.detach(socket, "closed (token revoked)");
+    }
+    return sockets.length;
+  }
+
   override async webSocketMessage(socket: WebSocket, data: string | ArrayBuffer): Promise<void> {
     const parsed = parseFrame(connectorFrameSchema, data);
     if (!parsed.ok) {

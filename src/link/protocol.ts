@@ -222,6 +222,8 @@ export const LinkErrorCode = {
   /** Some of a server's tools/prompts/resources are withheld: an older server of the tenant has the same names. */
   NameConflict: "name_conflict",
   NotReady: "not_ready",
+  /** An administrator revoked the connector's token: the edge closes the link and refuses reconnects. */
+  Revoked: "revoked",
 } as const;
 
 export type ParsedFrame<T> = { ok: true; frame: T } | { ok: false; error: ErrorFrame };

@@ -1,0 +1,196 @@
+/**
+ * @module The admin API (`/admin/v1`) and its OpenAPI 3.1 description (`/openapi.json`), generated from the zod
+ * schemas that validate the requests. Every route is tenant-scoped by {@link requireAdmin}; the handlers are thin
+ * calls into keys.ts, connectors.ts, servers.ts and config.ts. The contract is written down in docs/admin-api.md.
+ */
+import { OpenAPIHono, createRoute, type RouteConfig, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { database } from "../db/client.ts";
+import { adminTenant, requireAdmin, type AdminContext } from "./auth.ts";
+import { appliedConfig, applyConfig, grantedRoles, validatedConfig } from "./config.ts";
+import { createConnector, listConnectors, revokeConnector } from "./connectors.ts";
+import { AdminError } from "./errors.ts";
+import { createKey, listKeys, revokeKey, rotateKey } from "./keys.ts";
+import {
+  ApiKeyWithSecret,
+  AppliedConfig,
+  ConfigApplied,
+  ConfigValidation,
+  ConnectorList,
+  ConnectorWithToken,
+  CreateConnector,
+  CreateKey,
+  ErrorBody,
+  IdParam,
+  KeyList,
+  Revoked,
+  ServerList,
+  TenantQuery,
+  WhoAmI,
+} from "./schemas.ts";
+import { listServers } from "./servers.ts";
+
+export const ADMIN_BASE = "/admin/v1";
+/** Admin bodies are configuration files, not payloads. */
+export const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
+
+const errors = {
+  400: { description: "Malformed request", content: { "application/json": { schema: ErrorBody } } },
+  401: { description: "No or refused credential", content: { "application/json": { schema: ErrorBody } } },
+  403: { description: "Not an admin of this tenant", content: { "application/json": { schema: ErrorBody } } },
+} as const;
+const notFound = { 404: { description: "No such item", content: { "application/json": { schema: ErrorBody } } } } as const;
+const conflict = { 409: { description: "The id or key is already in use", content: { "application/json": { schema: ErrorBody } } } } as const;
+const invalidConfig = { 422: { description: "gateway.yaml failed validation; details name each path", content: { "application/json": { schema: ErrorBody } } } } as const;
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+
+const configBody = {
+  required: true,
+  description: "gateway.yaml as text (application/yaml), or the same document as JSON",
+  content: { "application/yaml": { schema: z.string() }, "application/json": { schema: z.record(z.string(), z.unknown()) } },
+} as const;
+
+function route<R extends RouteConfig>(config: R): R {
+  return { ...config, path: `${ADMIN_BASE}${config.path}`, security: [{ bearer: [] }], request: { query: TenantQuery, ...config.request } };
+}
+
+const routes = {
+  whoami: route({ method: "get", path: "/whoami", summary: "Who the credential is and which tenant it administers", responses: { 200: json(WhoAmI, "The caller"), ...errors } }),
+  validateConfig: route({
+    method: "post",
+    path: "/config/validate",
+    summary: "Validate a gateway.yaml without applying it",
+    request: { body: configBody },
+    responses: { 200: json(ConfigValidation, "Valid"), ...errors, ...invalidConfig },
+  }),
+  applyConfig: route({
+    method: "put",
+    path: "/config",
+    summary: "Apply a gateway.yaml atomically and bump the tenant's config version",
+    request: { body: configBody },
+    responses: { 200: json(ConfigApplied, "Applied"), ...errors, ...conflict, ...invalidConfig },
+  }),
+  getConfig: route({ method: "get", path: "/config", summary: "The applied config (without server commands, args or env)", responses: { 200: json(AppliedConfig, "The applied config"), ...errors, ...notFound } }),
+  listKeys: route({ method: "get", path: "/keys", summary: "List API keys (never a key or its digest)", responses: { 200: json(KeyList, "The tenant's keys"), ...errors } }),
+  createKey: route({
+    method: "post",
+    path: "/keys",
+    summary: "Create an API key; the key is in the answer once",
+    request: { body: { required: true, content: { "application/json": { schema: CreateKey } } } },
+    responses: { 201: json(ApiKeyWithSecret, "Created"), ...errors, ...conflict },
+  }),
+  revokeKey: route({ method: "delete", path: "/keys/{id}", summary: "Revoke a key at once", request: { params: IdParam }, responses: { 200: json(Revoked, "Revoked"), ...errors, ...notFound } }),
+  rotateKey: route({
+    method: "post",
+    path: "/keys/{id}/rotate",
+    summary: "Give a key a new secret; the old one stops working at once",
+    request: { params: IdParam },
+    responses: { 200: json(ApiKeyWithSecret, "Rotated"), ...errors, ...notFound, ...conflict },
+  }),
+  listServers: route({ method: "get", path: "/servers", summary: "Servers reported by connectors and declared in gateway.yaml", responses: { 200: json(ServerList, "The tenant's servers"), ...errors } }),
+  listConnectors: route({ method: "get", path: "/connectors", summary: "List connectors", responses: { 200: json(ConnectorList, "The tenant's connectors"), ...errors } }),
+  createConnector: route({
+    method: "post",
+    path: "/connectors",
+    summary: "Register a connector; its token is in the answer once",
+    request: { body: { required: true, content: { "application/json": { schema: CreateConnector } } } },
+    responses: { 201: json(ConnectorWithToken, "Created"), ...errors, ...conflict },
+  }),
+  revokeConnector: route({
+    method: "delete",
+    path: "/connectors/{id}",
+    summary: "Revoke a connector's token and close its live links",
+    request: { params: IdParam },
+    responses: { 200: json(Revoked, "Revoked"), ...errors, ...notFound },
+  }),
+};
+
+/** A request body as text, YAML or JSON alike (the config parser reads both). */
+async function configText(request: Request): Promise<string> {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  if (!["application/yaml", "application/x-yaml", "text/yaml", "application/json", "text/plain", ""].includes(type)) {
+    throw new AdminError("bad_request", `Send gateway.yaml as application/yaml (or JSON), not ${type}`);
+  }
+  return request.text();
+}
+
+export function adminApp(): OpenAPIHono<AdminContext> {
+  const app = new OpenAPIHono<AdminContext>({
+    // zod's verdict on a request, in the API's own error shape.
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new AdminError(
+          "bad_request",
+          "The request does not match the API",
+          result.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`),
+        );
+      }
+    },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key with the admin role of its tenant, or the platform admin token",
+  });
+  app.use(`${ADMIN_BASE}/*`, bodyLimit({ maxSize: MAX_ADMIN_BODY_BYTES, onError: () => { throw new AdminError("too_large", `Request body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`); } }));
+  app.use(`${ADMIN_BASE}/*`, requireAdmin);
+
+  app.openapi(routes.whoami, (c) => c.json(c.get("admin"), 200));
+
+  app.openapi(routes.validateConfig, async (c) => {
+    const validated = await validatedConfig(await configText(c.req.raw));
+    const admin = c.get("admin");
+    assertMayAdminister(admin, validated.config.tenant);
+    return c.json({ ok: true as const, tenant: validated.config.tenant, summary: validated.summary }, 200);
+  });
+
+  app.openapi(routes.applyConfig, async (c) => {
+    const validated = await validatedConfig(await configText(c.req.raw));
+    assertMayAdminister(c.get("admin"), validated.config.tenant);
+    const now = Date.now();
+    const version = await applyConfig(c.env.DB, validated, now);
+    return c.json({ tenant: validated.config.tenant, version, digest: validated.digest, appliedAt: new Date(now).toISOString(), summary: validated.summary }, 200);
+  });
+
+  app.openapi(routes.getConfig, async (c) => c.json(await appliedConfig(database(c.env.DB), adminTenant(c.get("admin"))), 200));
+
+  app.openapi(routes.listKeys, async (c) => c.json({ keys: await listKeys(database(c.env.DB), adminTenant(c.get("admin"))) }, 200));
+
+  app.openapi(routes.createKey, async (c) => {
+    const tenant = adminTenant(c.get("admin"));
+    const db = database(c.env.DB);
+    return c.json(await createKey(db, tenant, c.req.valid("json"), await grantedRoles(db, tenant)), 201);
+  });
+
+  app.openapi(routes.revokeKey, async (c) => c.json(await revokeKey(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200));
+
+  app.openapi(routes.rotateKey, async (c) => c.json(await rotateKey(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200));
+
+  app.openapi(routes.listServers, async (c) => c.json({ servers: await listServers(database(c.env.DB), adminTenant(c.get("admin"))) }, 200));
+
+  app.openapi(routes.listConnectors, async (c) => c.json({ connectors: await listConnectors(database(c.env.DB), adminTenant(c.get("admin"))) }, 200));
+
+  app.openapi(routes.createConnector, async (c) => c.json(await createConnector(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("json")), 201));
+
+  app.openapi(routes.revokeConnector, async (c) =>
+    c.json(await revokeConnector(c.env, database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200),
+  );
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "mcp-gateway admin API", version: "1", description: "Administer one tenant of an mcp-gateway: configuration, API keys, servers, connectors." },
+  });
+  return app;
+}
+
+/** A tenant admin applies only its own tenant's file; the platform admin any (and `?tenant=`, if given, must agree). */
+function assertMayAdminister(admin: AdminContext["Variables"]["admin"], fileTenant: string): void {
+  if (admin.platformAdmin) {
+    if (admin.tenant !== null && admin.tenant !== fileTenant) {
+      throw new AdminError("bad_request", `The file describes tenant "${fileTenant}" but ?tenant= names "${admin.tenant}"`);
+    }
+    return;
+  }
+  if (admin.tenant !== fileTenant) throw new AdminError("forbidden", `This key administers its own tenant only; the file describes another tenant ("tenant:" in the file)`);
+}

@@ -1,0 +1,73 @@
+/**
+ * @module Applying a gateway.yaml through the admin API: parse and validate it exactly as the CLI and the
+ * connector do, then write it in one D1 batch (a transaction: all or nothing) that bumps the tenant's config
+ * version. Every isolate picks the new version up within CONFIG_RECHECK_MS.
+ */
+import { eq } from "drizzle-orm";
+import { sha256Hex } from "../auth/secrets.ts";
+import { configApplyStatements } from "../config/apply.ts";
+import { parseGatewayConfig, type GatewayConfig } from "../config/schema.ts";
+import type { Database } from "../db/client.ts";
+import { tenants } from "../db/schema.ts";
+import { log } from "../log.ts";
+import { AdminError } from "./errors.ts";
+
+export interface ValidatedConfig {
+  config: GatewayConfig;
+  digest: string;
+  summary: { keys: number; policies: number; servers: number };
+}
+
+/** The request body (YAML, or its JSON form) validated, or a 422 listing every problem with its path. */
+export async function validatedConfig(text: string): Promise<ValidatedConfig> {
+  const parsed = parseGatewayConfig(text);
+  if (!parsed.ok) throw new AdminError("invalid_config", `gateway.yaml is not valid (${parsed.errors.length} problem${parsed.errors.length > 1 ? "s" : ""})`, parsed.errors);
+  const { config } = parsed;
+  return {
+    config,
+    digest: await sha256Hex(text),
+    summary: { keys: config.auth.keys.length, policies: config.policies.length, servers: config.servers.length },
+  };
+}
+
+export async function applyConfig(d1: D1Database, validated: ValidatedConfig, now: number): Promise<number> {
+  const statements = await configApplyStatements(validated.config, { digest: validated.digest, now });
+  let results: D1Result[];
+  try {
+    results = await d1.batch(statements.map((s) => d1.prepare(s.sql).bind(...s.params)));
+  } catch (error) {
+    const message = (error as Error).message;
+    log({ event: "config.apply_failed", tenant: validated.config.tenant, detail: message }, "warn");
+    if (/UNIQUE constraint failed: api_keys\.key_hash/.test(message)) {
+      // Another key (of this or another tenant) has that digest; which one is not this caller's business.
+      throw new AdminError("conflict", "A key in this file is already in use by another key; generate a new key for it");
+    }
+    throw error;
+  }
+  const version = (results.at(-1)?.results[0] as { config_version?: number } | undefined)?.config_version;
+  if (typeof version !== "number") throw new Error("config apply returned no version");
+  log({ event: "config.applied", tenant: validated.config.tenant, version });
+  return version;
+}
+
+export async function appliedConfig(db: Database, tenant: string) {
+  const row = await db
+    .select({ config: tenants.config, version: tenants.configVersion, digest: tenants.configDigest, appliedAt: tenants.configAppliedAt })
+    .from(tenants)
+    .where(eq(tenants.id, tenant))
+    .get();
+  if (!row?.config) throw new AdminError("not_found", "No gateway.yaml has been applied to this tenant yet; use mcp-gateway config apply FILE");
+  return {
+    tenant,
+    version: row.version,
+    digest: row.digest,
+    appliedAt: row.appliedAt === null ? null : new Date(row.appliedAt).toISOString(),
+    config: row.config as unknown as Record<string, unknown>,
+  };
+}
+
+/** The roles the tenant's applied policies grant (read fresh: a key is being created against them). */
+export async function grantedRoles(db: Database, tenant: string): Promise<Set<string>> {
+  const row = await db.select({ config: tenants.config }).from(tenants).where(eq(tenants.id, tenant)).get();
+  return new Set((row?.config?.policies ?? []).flatMap((p) => p.roles));
+}

@@ -1,0 +1,92 @@
+/**
+ * @module API key lifecycle through the admin API: list (never a key or its digest), create (the key shown once),
+ * revoke (at once: keys are looked up on every call), rotate (a new secret for the same key id).
+ */
+import { and, eq } from "drizzle-orm";
+import { API_KEY_PREFIX, generateSecret, sha256Hex } from "../auth/secrets.ts";
+import { ADMIN_ROLE } from "../config/schema.ts";
+import type { Database } from "../db/client.ts";
+import { apiKeys, consumers, tenants } from "../db/schema.ts";
+import { AdminError } from "./errors.ts";
+
+type KeyRow = typeof apiKeys.$inferSelect;
+
+export function describeKey(row: KeyRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    consumerId: row.consumerId,
+    roles: row.roles,
+    enabled: row.enabled,
+    expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt).toISOString(),
+    createdAt: new Date(row.createdAt).toISOString(),
+    source: row.source,
+  };
+}
+
+export async function listKeys(db: Database, tenant: string) {
+  const rows = await db.select().from(apiKeys).where(eq(apiKeys.tenantId, tenant)).orderBy(apiKeys.id).all();
+  return rows.map(describeKey);
+}
+
+export interface NewKey {
+  name: string;
+  consumerId: string;
+  roles: string[];
+  expiresAt?: string | undefined;
+  id?: string | undefined;
+}
+
+/** Creates a key; `grantedRoles` are the roles the tenant's policies grant (an unknown role is refused). */
+export async function createKey(db: Database, tenant: string, request: NewKey, grantedRoles: ReadonlySet<string>) {
+  const unknown = request.roles.filter((r) => r !== ADMIN_ROLE && !grantedRoles.has(r) && !grantedRoles.has("*"));
+  if (unknown.length > 0) {
+    throw new AdminError("bad_request", `No policy of this tenant grants the role${unknown.length > 1 ? "s" : ""} ${unknown.map((r) => `"${r}"`).join(", ")}; apply a config that does first`);
+  }
+  const expiresAt = request.expiresAt === undefined ? null : Date.parse(request.expiresAt);
+  if (expiresAt !== null && expiresAt <= Date.now()) throw new AdminError("bad_request", "expiresAt is in the past");
+  const id = request.id ?? `key-${crypto.randomUUID().slice(0, 8)}`;
+  const key = generateSecret(API_KEY_PREFIX);
+  const exists = await db.select({ id: apiKeys.id }).from(apiKeys).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).get();
+  if (exists) throw new AdminError("conflict", `A key with id "${id}" already exists; choose another id or rotate that key`);
+  // The tenant row exists for every tenant an admin key belongs to; the platform token may name a new one.
+  await db.batch([
+    db.insert(tenants).values({ id: tenant, name: tenant }).onConflictDoNothing(),
+    db.insert(consumers).values({ tenantId: tenant, id: request.consumerId, name: request.consumerId }).onConflictDoNothing(),
+    db.insert(apiKeys).values({
+      tenantId: tenant,
+      id,
+      consumerId: request.consumerId,
+      name: request.name,
+      keyHash: await sha256Hex(key),
+      roles: request.roles,
+      enabled: true,
+      expiresAt,
+      source: "api",
+    }),
+  ]);
+  const row = await db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).get();
+  return { ...describeKey(row as KeyRow), key };
+}
+
+export async function revokeKey(db: Database, tenant: string, id: string) {
+  const row = await db.update(apiKeys).set({ enabled: false }).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).returning({ id: apiKeys.id }).get();
+  if (!row) throw new AdminError("not_found", `No key "${id}" in this tenant`);
+  return { id: row.id, enabled: false as const };
+}
+
+export async function rotateKey(db: Database, tenant: string, id: string) {
+  const row = await db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).get();
+  if (!row) throw new AdminError("not_found", `No key "${id}" in this tenant`);
+  if (row.source === "config") {
+    throw new AdminError("conflict", `Key "${id}" is defined in gateway.yaml, which would restore it on the next apply; replace its keyHash there and apply the file`);
+  }
+  const key = generateSecret(API_KEY_PREFIX);
+  const updated = await db
+    .update(apiKeys)
+    .set({ keyHash: await sha256Hex(key) })
+    .where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id)))
+    .returning()
+    .get();
+  return { ...describeKey(updated as KeyRow), key };
+}
