@@ -34,6 +34,8 @@ export interface Stack {
   url: URL;
   mcpUrl: URL;
   apiKey: string;
+  /** A key with the admin role of the tenant (/admin/v1, the mcp-gateway CLI). */
+  adminKey: string;
   /** The connector process, restartable. */
   connector: ConnectorProcess;
   dispose(): Promise<void>;
@@ -95,11 +97,19 @@ export async function startStack(serversFor: (dir: string) => Record<string, unk
   const servers = serversFor(dir);
   const persist = join(dir, "state");
   const apiKey = generateSecret(API_KEY_PREFIX);
+  const adminKey = generateSecret(API_KEY_PREFIX);
   const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);
   const config = gatewayConfigSchema.parse({
     tenant: "e2e",
-    auth: { keys: [{ id: "e2e-key", key: apiKey, name: "e2e agent", consumerId: "e2e-agent", roles: ["reader"] }] },
+    auth: {
+      keys: [
+        { id: "e2e-key", key: apiKey, name: "e2e agent", consumerId: "e2e-agent", roles: ["reader"] },
+        { id: "e2e-admin", key: adminKey, name: "e2e admin", consumerId: "e2e-admin", roles: ["admin"] },
+      ],
+    },
     servers,
+    // The suites that test transport and relaying let the agent use everything; policy has its own suites.
+    policies: [{ id: "e2e-allow-all", roles: ["reader"], rules: [{ action: "allow" }] }],
   });
   await applyMigrations({ persistTo: persist });
   await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: persist });
@@ -120,6 +130,7 @@ export async function startStack(serversFor: (dir: string) => Record<string, unk
     url,
     mcpUrl: new URL("/mcp", url),
     apiKey,
+    adminKey,
     connector,
     async dispose() {
       await connector.stop();

@@ -1,0 +1,179 @@
+/**
+ * @module What the CLI prints: tables and sentences for people, the gateway's JSON for scripts, and one line per
+ * failure. Pure: every function returns text.
+ *
+ * Names, details and messages come from the gateway and, through it, from connectors and MCP servers: control
+ * characters are made visible before they reach a terminal, so a server name cannot rewrite the screen.
+ */
+import Table from "cli-table3";
+import type { AdminFailure } from "./admin-client.ts";
+
+/** Borderless, uncoloured columns two spaces apart: readable, and easy to cut or grep. */
+const PLAIN = {
+  chars: {
+    top: "", "top-mid": "", "top-left": "", "top-right": "",
+    bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "",
+    left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: "  ",
+  },
+  style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
+};
+
+/** Control characters (C0, DEL, C1) shown as `\x1b`-style escapes; newlines and tabs too, for one-line cells. */
+export function visible(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const t = new Table({ head: [...head], ...PLAIN });
+  for (const row of rows) t.push(row.map(visible));
+  return t
+    .toString()
+    .split("\n")
+    .map((line) => line.trimEnd())
+    .join("\n");
+}
+
+/** `--json`: the gateway's answer as it came, pretty-printed. */
+export function jsonOutput(body: unknown): string {
+  return JSON.stringify(body, null, 2);
+}
+
+type Row = Record<string, unknown>;
+
+const str = (value: unknown, empty = "-"): string =>
+  value === undefined || value === null || value === "" ? empty : typeof value === "string" ? value : JSON.stringify(value);
+const yesNo = (value: unknown): string => (value === true ? "yes" : value === false ? "no" : str(value));
+const list = (value: unknown): string => (Array.isArray(value) ? value.map((v) => str(v)).join(",") || "-" : str(value));
+const count = (value: unknown): string => (Array.isArray(value) ? String(value.length) : str(value));
+const rowsOf = (body: unknown, field: string): Row[] => {
+  const value = typeof body === "object" && body !== null ? (body as Row)[field] : undefined;
+  return Array.isArray(value) ? value.filter((r): r is Row => typeof r === "object" && r !== null) : [];
+};
+const field = (body: unknown, name: string): unknown => (typeof body === "object" && body !== null ? (body as Row)[name] : undefined);
+
+/** `2026-01-31T12:00:00.000Z` → `2026-01-31 12:00 UTC`; anything else as it is. */
+export function time(value: unknown, empty = "-"): string {
+  if (typeof value !== "string" || value === "") return str(value, empty);
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) return value;
+  return `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+export function keysTable(body: unknown, now: number): string {
+  const keys = rowsOf(body, "keys");
+  if (keys.length === 0) return "no API keys";
+  return table(
+    ["ID", "NAME", "CONSUMER", "ROLES", "STATUS", "EXPIRES", "SOURCE", "CREATED"],
+    keys.map((k) => [str(k.id), str(k.name), str(k.consumerId), list(k.roles), keyStatus(k, now), time(k.expiresAt, "never"), str(k.source), time(k.createdAt)]),
+  );
+}
+
+function keyStatus(key: Row, now: number): string {
+  if (key.enabled === false) return "disabled";
+  const expires = typeof key.expiresAt === "string" ? Date.parse(key.expiresAt) : Number.NaN;
+  return !Number.isNaN(expires) && expires <= now ? "expired" : "active";
+}
+
+export function serversTable(body: unknown): string {
+  const servers = rowsOf(body, "servers");
+  if (servers.length === 0) return "no servers (a connector reports them when it connects; gateway.yaml declares them)";
+  return table(
+    ["ID", "NAME", "STATUS", "CONNECTOR", "TOOLS", "DECLARED", "ENABLED", "DETAIL"],
+    servers.map((s) => [str(s.id), str(s.name), str(s.status), str(s.connectorId), count(s.tools), yesNo(s.declared), yesNo(s.enabled), serverDetail(s)]),
+  );
+}
+
+function serverDetail(server: Row): string {
+  const parts: string[] = [];
+  if (typeof server.detail === "string" && server.detail !== "") parts.push(server.detail);
+  const conflicts = server.conflicts;
+  if (typeof conflicts === "string" && conflicts !== "") parts.push(conflicts);
+  else if (Array.isArray(conflicts) && conflicts.length > 0) parts.push(`${conflicts.length} name${conflicts.length === 1 ? "" : "s"} withheld (conflict)`);
+  return parts.join("; ");
+}
+
+export function connectorsTable(body: unknown): string {
+  const connectors = rowsOf(body, "connectors");
+  if (connectors.length === 0) return "no connectors (mcp-gateway connectors create ID)";
+  return table(
+    ["ID", "NAME", "STATUS", "CREATED"],
+    connectors.map((c) => [str(c.id), str(c.name), c.enabled === false ? "revoked" : "enabled", time(c.createdAt)]),
+  );
+}
+
+export function whoamiText(body: unknown): string {
+  const platform = field(body, "platformAdmin") === true;
+  const tenant = field(body, "tenant");
+  const rows: [string, string][] = [
+    ["tenant", tenant === null || tenant === undefined ? (platform ? "(none: pass --tenant ID to administer one)" : "-") : str(tenant)],
+    ["consumer", str(field(body, "consumer"))],
+    ["key", str(field(body, "keyId"))],
+    ["roles", list(field(body, "roles"))],
+    ["platform admin", yesNo(field(body, "platformAdmin"))],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.map(([k, v]) => `${k.padEnd(width)}${visible(v)}`).join("\n");
+}
+
+/** A secret the gateway shows once: on its own line, indented, with the warning that it will not be shown again. */
+function secretBlock(secret: unknown, what: "key" | "token"): string {
+  return `\n    ${visible(str(secret))}\n\nStore this ${what} now: it is shown only once and cannot be shown again.`;
+}
+
+export function keyCreatedText(body: unknown): string {
+  const expires = field(body, "expiresAt");
+  const expiry = typeof expires === "string" ? `, expires ${time(expires)}` : "";
+  const head = `created key ${str(field(body, "id"))} "${str(field(body, "name"))}" for consumer ${str(field(body, "consumerId"))}, roles ${list(field(body, "roles"))}${expiry}`;
+  return `${visible(head)}\n${secretBlock(field(body, "key"), "key")}`;
+}
+
+export function keyRotatedText(body: unknown): string {
+  return `${visible(`rotated key ${str(field(body, "id"))}: its previous secret stopped working`)}\n${secretBlock(field(body, "key"), "key")}`;
+}
+
+export function connectorCreatedText(body: unknown, gatewayUrl: string): string {
+  return `${visible(`created connector ${str(field(body, "id"))}`)}\n${secretBlock(field(body, "token"), "token")}
+
+On each host that runs its MCP servers, with the gateway.yaml that lists them:
+
+    MCP_GATEWAY_CONNECTOR_TOKEN=<the token above> mcp-gateway-connector --config gateway.yaml --url ${gatewayUrl}`;
+}
+
+export function revokedText(what: "key" | "connector", body: unknown): string {
+  const id = visible(str(field(body, "id")));
+  return what === "key" ? `revoked key ${id}: it stops working at once` : `revoked connector ${id}: its token stops working and its links are closed`;
+}
+
+export function appliedText(file: string, body: unknown): string {
+  return `applied ${file} to tenant ${visible(str(field(body, "tenant")))}: version ${visible(str(field(body, "version")))}`;
+}
+
+export type ConfigSummary = { tenant: string; keys: number; policies: number; servers: number };
+
+export function validText(file: string, summary: ConfigSummary): string {
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  const counts = [plural(summary.keys, "key", "keys"), plural(summary.policies, "policy", "policies"), plural(summary.servers, "server", "servers")];
+  return `${file} is valid: tenant ${summary.tenant}, ${counts.join(", ")}`;
+}
+
+/**
+ * The lines (without the `mcp-gateway: ` prefix) that say why a request failed. With `file`, the details of an
+ * invalid_config are named after it like local validation errors (`gateway.yaml: policies[0].id: …`).
+ */
+export function failureLines(failure: AdminFailure, file?: string): string[] {
+  switch (failure.kind) {
+    case "network":
+      return [`cannot reach the gateway at ${failure.url}: ${failure.reason}`];
+    case "unexpected":
+      return [`unexpected answer from ${failure.url}: HTTP ${failure.status}: ${failure.reason}`];
+    case "refused": {
+      const { code, message, details } = failure.error;
+      const hint = failure.status === 401 ? " (check MCP_GATEWAY_ADMIN_KEY or --admin-key)" : "";
+      const verb = failure.status >= 500 ? "failed" : "refused";
+      const first = `the gateway ${verb}: ${code} (HTTP ${failure.status})${message ? `: ${message}` : ""}${hint}`;
+      const prefix = file !== undefined && code === "invalid_config" ? `${file}: ` : "  ";
+      return [visible(first), ...details.map((d) => `${prefix}${visible(d)}`)];
+    }
+  }
+}
