@@ -1,9 +1,9 @@
 /**
  * `npm start`: the whole local stack on one machine.
  *
- *   1. gateway.yaml: used when present, else created from gateway.example.yaml with a fresh demo API key, which is
- *      printed once and stored only as its SHA-256 digest.
- *   2. Local D1: migrations applied, the file's tenant and keys seeded, and a fresh connector token registered
+ *   1. gateway.yaml: used when present, else created from gateway.example.yaml with a fresh demo API key and admin
+ *      key, which are printed once and stored only as their SHA-256 digests.
+ *   2. Local D1: migrations applied, the file applied to its tenant (keys, policies), and a fresh connector token registered
  *      (hashed) for this run; the token itself goes to the connector through its environment only.
  *   3. `wrangler dev` (workerd, local D1 and Durable Objects) on 127.0.0.1:$PORT (default 8787).
  *   4. The connector, running the file's servers and dialling out to the gateway.
@@ -28,12 +28,15 @@ function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function ensureConfig(): Promise<string | undefined> {
+/** Creates gateway.yaml with a fresh demo key and admin key (their digests only); returns the keys, once. */
+async function ensureConfig(): Promise<{ demo: string; admin: string } | undefined> {
   if (existsSync(configPath)) return undefined;
-  const key = generateSecret(API_KEY_PREFIX);
+  const demo = generateSecret(API_KEY_PREFIX);
+  const admin = generateSecret(API_KEY_PREFIX);
   const example = readFileSync(join(PROJECT_ROOT, "gateway.example.yaml"), "utf8");
-  writeFileSync(configPath, example.replace("__DEMO_KEY_HASH__", await sha256Hex(key)), { mode: 0o600 });
-  return key;
+  const text = example.replace("__DEMO_KEY_HASH__", await sha256Hex(demo)).replace("__ADMIN_KEY_HASH__", await sha256Hex(admin));
+  writeFileSync(configPath, text, { mode: 0o600 });
+  return { demo, admin };
 }
 
 async function waitForGateway(wrangler: ChildProcess): Promise<void> {
@@ -61,8 +64,9 @@ function stopAll(signal: NodeJS.Signals): void {
 }
 
 async function main(): Promise<void> {
-  const newKey = await ensureConfig();
-  const parsed = parseGatewayConfig(readFileSync(configPath, "utf8"));
+  const newKeys = await ensureConfig();
+  const configText = readFileSync(configPath, "utf8");
+  const parsed = parseGatewayConfig(configText);
   if (!parsed.ok) {
     process.stderr.write(`gateway.yaml is not valid:\n${parsed.errors.map((e) => `  - ${e}`).join("\n")}\n`);
     process.exit(2);
@@ -72,7 +76,8 @@ async function main(): Promise<void> {
   say("mcp-gateway: applying D1 migrations and seeding the local database…");
   await applyMigrations({ persistTo: statePath });
   const connectorToken = generateSecret(CONNECTOR_TOKEN_PREFIX);
-  await seedDatabase(config, { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: statePath });
+  const connector = { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) };
+  await seedDatabase(config, connector, { persistTo: statePath }, await sha256Hex(configText));
 
   const wrangler = run(
     process.execPath,
@@ -83,24 +88,27 @@ async function main(): Promise<void> {
   );
   await waitForGateway(wrangler);
 
-  const connector = run(process.execPath, [join(PROJECT_ROOT, "connector/main.ts"), "--config", configPath, "--url", gatewayUrl], {
+  const connectorProcess = run(process.execPath, [join(PROJECT_ROOT, "connector/main.ts"), "--config", configPath, "--url", gatewayUrl], {
     ...process.env,
     MCP_GATEWAY_CONNECTOR_TOKEN: connectorToken,
   });
 
   say("");
   say(`mcp-gateway is running. MCP endpoint: ${gatewayUrl}/mcp  (tenant "${config.tenant}", ${config.servers.length} server(s))`);
-  if (newKey) {
+  if (newKeys) {
     say("Your demo API key (shown once; gateway.yaml keeps only its SHA-256 digest):");
-    say(newKey);
+    say(newKeys.demo);
+    say("Your admin key, for the mcp-gateway CLI and /admin/v1 (shown once too):");
+    say(newKeys.admin);
   } else {
-    say("Using the existing gateway.yaml; its API keys were shown when they were created (delete gateway.yaml for a new demo key).");
+    say("Using the existing gateway.yaml; its API keys were shown when they were created (delete gateway.yaml for new demo keys).");
   }
   say(`Try: npx @modelcontextprotocol/inspector --cli ${gatewayUrl}/mcp --header "Authorization: Bearer <key>" --method tools/list`);
+  say(`     MCP_GATEWAY_URL=${gatewayUrl} MCP_GATEWAY_ADMIN_KEY=<admin key> npx mcp-gateway servers list`);
   say("Ctrl-C stops everything.");
   say("");
 
-  for (const child of [wrangler, connector]) {
+  for (const child of [wrangler, connectorProcess]) {
     child.on("exit", (code) => {
       if (shuttingDown) return;
       process.stderr.write(`mcp-gateway: a process exited (code ${code}); stopping the stack\n`);

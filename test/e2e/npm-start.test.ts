@@ -59,6 +59,25 @@ it("creates gateway.yaml, prints the demo key once, serves /mcp with it, and sto
   await expect.poll(listTools, { timeout: 60_000, interval: 500 }).toEqual(expect.arrayContaining(["everything__echo", "memory__read_graph"]));
   expect(output.match(new RegExp(key, "g"))).toHaveLength(1);
 
+  // The example's policies are live: the demo key may not delete memories (a deny rule for every role) nor read
+  // the connector host's environment, and those tools are not even listed to it.
+  const names = await listTools();
+  expect(names).not.toContain("memory__delete_entities");
+  expect(names).not.toContain("everything__get-env");
+  const denied = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "memory__delete_entities", arguments: { entityNames: ["x"] } } }),
+  });
+  const deniedMessage = JSON.parse(((await denied.text()).split("\n").find((l) => l.startsWith("data: ")) ?? "data: {}").slice(6));
+  expect(deniedMessage.error).toMatchObject({ code: -32003, data: { ruleId: "guardrails.rules[1]", policyId: "guardrails" } });
+
+  // The second key printed is the tenant's admin key: it administers the demo tenant through /admin/v1.
+  const adminKey = [...output.matchAll(/^(gw_[A-Za-z0-9_-]{43})$/gm)].map((m) => m[1])[1] as string;
+  expect(stored).toContain(await sha256Hex(adminKey));
+  const whoami = await fetch(`http://127.0.0.1:${port}/admin/v1/whoami`, { headers: { authorization: `Bearer ${adminKey}` } });
+  expect(await whoami.json()).toMatchObject({ tenant: "demo", roles: ["admin"], platformAdmin: false });
+
   const exited = new Promise<number | null>((resolve) => start?.once("exit", resolve));
   start.kill("SIGINT");
   expect(await exited).toBe(0);
