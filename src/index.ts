@@ -8,7 +8,7 @@
  *   /healthz  liveness
  */
 import { Hono } from "hono";
-import { adminApp } from "./admin/app.ts";
+import { ADMIN_BASE, adminApp } from "./admin/app.ts";
 import { AdminError, adminErrorResponse } from "./admin/errors.ts";
 import { acceptConnector } from "./connectors/route.ts";
 import { mcpBodyLimit, originGuard, requireApiKey, type GatewayContext } from "./http/guards.ts";
@@ -26,7 +26,11 @@ app.all("/mcp", originGuard, requireApiKey, mcpBodyLimit, serveMcp);
 app.get("/connect", acceptConnector);
 app.route("/", adminApp());
 
-app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; MCP clients use /mcp` }, 404));
+app.notFound((c) => {
+  const path = new URL(c.req.url).pathname;
+  if (path.startsWith(`${ADMIN_BASE}/`)) return adminErrorResponse(c, new AdminError("not_found", `No admin route ${c.req.method} ${path}; see /openapi.json`));
+  return c.json({ error: `no route for ${c.req.method} ${path}; MCP clients use /mcp` }, 404);
+});
 app.onError((error, c) => {
   if (error instanceof AdminError) return adminErrorResponse(c, error);
   // A bug, not an expected failure: log it structured and answer without internals, in the shape the caller reads.
