@@ -9,7 +9,19 @@ export default defineConfig(async () => {
     test: {
       projects: [
         {
-          plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { TEST_MIGRATIONS: migrations, ALLOWED_HOSTS: "gateway.test" } } })],
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  ALLOWED_HOSTS: "gateway.test",
+                  // SHA-256 of PLATFORM_TOKEN (test/worker/fixtures.ts): the platform admin token of the worker tests.
+                  ADMIN_TOKEN_SHA256: "b64caead7c91fd77e0917f545f289b85463cab064939b82648523f4ad4a1f7e3",
+                },
+              },
+            }),
+          ],
           test: {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],

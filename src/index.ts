@@ -8,6 +8,7 @@
  *   /healthz  liveness
  */
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { ADMIN_BASE, adminApp } from "./admin/app.ts";
 import { AdminError, adminErrorResponse } from "./admin/errors.ts";
 import { acceptConnector } from "./connectors/route.ts";
@@ -33,6 +34,11 @@ app.notFound((c) => {
 });
 app.onError((error, c) => {
   if (error instanceof AdminError) return adminErrorResponse(c, error);
+  // Hono's own refusals of a request (the validator's malformed JSON, an undeclared content type) are the caller's
+  // error, not ours: in the admin API's shape with its code.
+  if (error instanceof HTTPException && error.status < 500 && new URL(c.req.url).pathname.startsWith(`${ADMIN_BASE}/`)) {
+    return adminErrorResponse(c, new AdminError("bad_request", `${error.message || "The request is malformed"}; see /openapi.json`));
+  }
   // A bug, not an expected failure: log it structured and answer without internals, in the shape the caller reads.
   const path = new URL(c.req.url).pathname;
   const requestId = crypto.randomUUID();

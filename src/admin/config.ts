@@ -5,7 +5,7 @@
  */
 import { eq } from "drizzle-orm";
 import { sha256Hex } from "../auth/secrets.ts";
-import { configApplyStatements } from "../config/apply.ts";
+import { API_KEY_ID_TAKEN, configApplyStatements } from "../config/apply.ts";
 import { parseGatewayConfig, type GatewayConfig } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
@@ -21,6 +21,7 @@ export interface ValidatedConfig {
 /** The request body (YAML, or its JSON form) validated, or a 422 listing every problem with its path. */
 export async function validatedConfig(text: string): Promise<ValidatedConfig> {
   const parsed = parseGatewayConfig(text);
+  if (!parsed.ok && parsed.kind === "syntax") throw new AdminError("bad_request", "The body is not YAML (or JSON)", parsed.errors);
   if (!parsed.ok) throw new AdminError("invalid_config", `gateway.yaml is not valid (${parsed.errors.length} problem${parsed.errors.length > 1 ? "s" : ""})`, parsed.errors);
   const { config } = parsed;
   return {
@@ -38,6 +39,9 @@ export async function applyConfig(d1: D1Database, validated: ValidatedConfig, no
   } catch (error) {
     const message = (error as Error).message;
     log({ event: "config.apply_failed", tenant: validated.config.tenant, detail: message }, "warn");
+    if (message.includes(API_KEY_ID_TAKEN)) {
+      throw new AdminError("conflict", "A key id in this file belongs to a key created through the admin API; give the file's key another id");
+    }
     if (/UNIQUE constraint failed: api_keys\.key_hash/.test(message)) {
       // Another key (of this or another tenant) has that digest; which one is not this caller's business.
       throw new AdminError("conflict", "A key in this file is already in use by another key; generate a new key for it");

@@ -13,6 +13,9 @@ import type { GatewayConfig } from "./schema.ts";
 
 export type SqlValue = string | number | null;
 
+/** The database's error when the guard statement fires: the file lists the id of a key created through the admin API. */
+export const API_KEY_ID_TAKEN = "NOT NULL constraint failed: tenants.id";
+
 export interface Statement {
   sql: string;
   params: SqlValue[];
@@ -31,7 +34,15 @@ export interface ApplyOptions {
  */
 export async function configApplyStatements(config: GatewayConfig, options: ApplyOptions): Promise<Statement[]> {
   const tenant = config.tenant;
+  const keyIds = JSON.stringify(config.auth.keys.map((k) => k.id));
   const statements: Statement[] = [
+    // A file may not take over a key created through the admin API (its holder would be locked out): SQL has no
+    // conditional abort outside triggers, so this inserts a row that violates tenants.id's NOT NULL exactly when
+    // the file lists such an id, which fails and rolls back the whole batch; the caller maps it to a conflict.
+    {
+      sql: "INSERT INTO tenants (id, name) SELECT NULL, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE tenant_id = ? AND source = 'api' AND id IN (SELECT value FROM json_each(?)))",
+      params: ["a file key id taken by an API key", tenant, keyIds],
+    },
     { sql: "INSERT INTO tenants (id, name) VALUES (?, ?) ON CONFLICT(id) DO NOTHING", params: [tenant, tenant] },
   ];
   for (const consumer of new Set(config.auth.keys.map((k) => k.consumerId))) {
@@ -44,7 +55,7 @@ export async function configApplyStatements(config: GatewayConfig, options: Appl
   // binds at most 100 parameters per statement.
   statements.push({
     sql: "DELETE FROM api_keys WHERE tenant_id = ? AND source = 'config' AND id NOT IN (SELECT value FROM json_each(?))",
-    params: [tenant, JSON.stringify(config.auth.keys.map((k) => k.id))],
+    params: [tenant, keyIds],
   });
   for (const key of config.auth.keys) {
     statements.push({

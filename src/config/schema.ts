@@ -103,7 +103,8 @@ export const gatewayConfigSchema = z.strictObject({
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
-export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false; errors: string[] };
+/** `syntax`: the text is not YAML at all (a malformed request); `invalid`: YAML that breaks the schema's rules. */
+export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false; kind: "syntax" | "invalid"; errors: string[] };
 
 /** Parses and validates gateway.yaml text. Errors name the path of the bad key, e.g. `servers[1].timeout: ...`. */
 export function parseGatewayConfig(text: string): ConfigResult {
@@ -111,12 +112,12 @@ export function parseGatewayConfig(text: string): ConfigResult {
   try {
     raw = parseYaml(text) ?? {};
   } catch (error) {
-    return { ok: false, errors: [`not valid YAML: ${(error as Error).message}`] };
+    return { ok: false, kind: "syntax", errors: [`not valid YAML: ${(error as Error).message}`] };
   }
   const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) return { ok: false, errors: parsed.error.issues.map(describeIssue) };
+  if (!parsed.success) return { ok: false, kind: "invalid", errors: parsed.error.issues.map(describeIssue) };
   const errors = crossChecks(parsed.data);
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, config: parsed.data };
+  return errors.length > 0 ? { ok: false, kind: "invalid", errors } : { ok: true, config: parsed.data };
 }
 
 /** Rules no single key can express: unique ids, and names agents would find ambiguous. */

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/auth/secrets.ts";
 import { parseGatewayConfig, type GatewayConfig } from "../../src/config/schema.ts";
 import { literal, seedStatements, type SeedConnector } from "../../src/config/seed.ts";
+import { API_KEY_ID_TAKEN } from "../../src/config/apply.ts";
 
 const connector: SeedConnector = { id: "local", name: "Local connector", tokenHash: "c".repeat(64) };
 const PLAINTEXT = "gw_your_key_here_0123456789";
@@ -87,8 +88,8 @@ describe("seedStatements", () => {
 
   it("writes one statement per line, each ending with a semicolon", async () => {
     const lines = (await seedStatements(twoKeys, connector)).trimEnd().split("\n");
-    // tenant, one consumer (shared by both keys), delete, two keys, published config, connector
-    expect(lines).toHaveLength(7);
+    // API-key guard, tenant, one consumer (shared by both keys), delete, two keys, published config, connector
+    expect(lines).toHaveLength(8);
     for (const line of lines) expect(line).toMatch(/;$/);
   });
 });
@@ -158,6 +159,19 @@ describe("seedStatements against SQLite with the real migration", () => {
       { tenant_id: "acme", id: "key-1", name: "Renamed", roles: '["admin"]', enabled: 1 },
       { tenant_id: "other", id: "key-1", name: "Other" },
     ]);
+  });
+
+  it("refuses, changing nothing, a file that lists the id of a key created through the admin API", async () => {
+    const db = freshDatabase();
+    db.exec(await seedStatements(twoKeys, connector));
+    db.exec(`INSERT INTO api_keys (tenant_id, id, consumer_id, name, key_hash, source) VALUES ('acme', 'api-key', 'agent-prod', 'made by the API', '${"f".repeat(64)}', 'api')`);
+    const before = keys(db);
+    const takeover = config(`tenant: acme\nauth:\n  keys:\n    - { id: api-key, keyHash: ${"b".repeat(64)}, name: Mine now, consumerId: agent-prod }\n`);
+    db.exec("BEGIN");
+    const sql = await seedStatements(takeover, connector);
+    expect(() => db.exec(sql)).toThrow(API_KEY_ID_TAKEN);
+    db.exec("ROLLBACK");
+    expect(keys(db)).toEqual(before);
   });
 
   it("leaves keys created through the admin API alone, and bumps the config version on every apply", async () => {

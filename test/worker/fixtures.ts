@@ -18,7 +18,12 @@ export const BASE = "https://gateway.test";
 
 let counter = 0;
 /** A fresh tenant per test, so tests in one file never see each other's servers. */
-export async function seedTenant(options: { keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string }[] } = {}) {
+/** A policy that lets the reader role use everything: for suites about transport and relaying, not policy. */
+export const ALLOW_ALL = [{ id: "allow-all", roles: ["reader"], rules: [{ action: "allow" }] }];
+
+export async function seedTenant(
+  options: { keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[] }[]; policies?: unknown[]; servers?: unknown[] } = {},
+) {
   const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
   const apiKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
   const connectorToken = `gwc_${crypto.randomUUID().replace(/-/g, "")}`;
@@ -26,6 +31,8 @@ export async function seedTenant(options: { keys?: { id: string; key: string; en
   const config = gatewayConfigSchema.parse({
     tenant,
     auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })) },
+    policies: options.policies ?? ALLOW_ALL,
+    servers: options.servers ?? [],
   });
   const sql = await seedStatements(config, { id: "local", name: "local", tokenHash: await sha256Hex(connectorToken) });
   for (const statement of sql.trim().split("\n")) await env.DB.prepare(statement).run();
@@ -131,4 +138,94 @@ export function echoServer(id: string, extra: Partial<ServerReport> = {}): Serve
     },
     ...extra,
   };
+}
+
+/** The platform admin token of the worker tests: vitest.config.ts binds ADMIN_TOKEN_SHA256 to its SHA-256. */
+export const PLATFORM_TOKEN = "gwp_platform-admin-test-token-0123456789";
+
+/** An admin API answer: status, headers, the body as text and (when it is JSON) parsed. */
+export interface AdminAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: any;
+}
+
+/**
+ * One request to the admin API through the Worker's fetch handler. `path` is the whole path with its query
+ * (`/admin/v1/keys?tenant=t1`); a string body is sent as it is (YAML by default), anything else as JSON.
+ */
+export async function adminCall(
+  method: string,
+  path: string,
+  credential: string | undefined,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<AdminAnswer> {
+  const init: RequestInit = {
+    method,
+    headers: {
+      ...(credential ? { authorization: `Bearer ${credential}` } : {}),
+      ...(body === undefined ? {} : { "content-type": typeof body === "string" ? "application/yaml" : "application/json" }),
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  };
+  const response = await exports.default.fetch(new Request(`${BASE}${path}`, init));
+  const text = await response.text();
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: the test reads `text`
+  }
+  return { status: response.status, headers: response.headers, text, body: parsed };
+}
+
+/** A JSON-RPC request. */
+export function rpcRequest(method: string, params: Record<string, unknown> = {}, id = 1) {
+  return { jsonrpc: "2.0", id, method, params };
+}
+
+/** The one JSON-RPC answer (the last message: notifications may come first) to a request on /mcp. */
+export async function mcpAnswer(body: unknown, apiKey: string | undefined, headers: Record<string, string> = {}): Promise<Record<string, any>> {
+  const messages = await rpcMessages(await mcpPost(body, apiKey, headers));
+  const answer = messages.at(-1);
+  if (!answer) throw new Error("no JSON-RPC message in the response");
+  return answer;
+}
+
+/** Resolves when the edge closes the FakeConnector's socket; call it before the close can happen. */
+export function socketClosed(connector: FakeConnector): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => {
+    connector.socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason }), { once: true });
+  });
+}
+
+/** Answers the next relayed request the FakeConnector receives with `result`; returns the rpc frame. */
+export async function answerNextRpc(connector: FakeConnector, result: Record<string, unknown> = { content: [] }) {
+  const rpc = await connector.next("rpc");
+  connector.send({ type: "result", callId: rpc.callId, result });
+  return rpc;
+}
+
+/** The gateway's own tools, listed to every caller the built-in policy lets use them. */
+export const GATEWAY_TOOLS = ["list_tools", "list_servers", "server_status", "call"];
+
+/** The names of a tools/list answer's tools, without the gateway's own. */
+export function upstreamToolNames(message: Record<string, any> | undefined): string[] {
+  return (message?.result.tools as { name: string }[]).map((t) => t.name).filter((n) => !GATEWAY_TOOLS.includes(n));
+}
+
+/**
+ * Answers every relayed request the FakeConnector receives from now on with `result` (for tests that poll calls
+ * which may or may not reach the connector). Returns a function that stops answering.
+ */
+export function answerEveryRpc(connector: FakeConnector, result: Record<string, unknown> = { content: [] }): () => void {
+  const listener = (event: MessageEvent) => {
+    const parsed = parseFrame(edgeFrameSchema, event.data as string);
+    if (parsed.ok && parsed.frame.type === "rpc") connector.send({ type: "result", callId: parsed.frame.callId, result });
+  };
+  connector.socket.addEventListener("message", listener);
+  return () => connector.socket.removeEventListener("message", listener);
 }
