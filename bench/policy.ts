@@ -58,7 +58,8 @@ export function generatePolicies(count: number, seed = 42): PolicyConfig[] {
         rule.server ??= server(int(SERVERS));
         if (rule.tool === undefined && rule.prompt === undefined && rule.resource === undefined) rule.tool = `delete_${pick(NOUNS)}`;
       }
-      if (rule.resource === undefined && random() < 0.15) {
+      // Conditions test arguments, so only tool and prompt rules carry them.
+      if ((rule.tool !== undefined || rule.prompt !== undefined) && random() < 0.15) {
         rule.conditions = [
           pick([
             { param: "customer.id", operator: "eq", value: "${principal.consumerId}" },

@@ -1,6 +1,7 @@
 /**
  * @module API key lifecycle through the admin API: list (never a key or its digest), create (the key shown once),
- * revoke (at once: keys are looked up on every call), rotate (a new secret for the same key id).
+ * revoke (at once: keys are looked up on every call; a revoked key of gateway.yaml stays revoked across applies of
+ * the same digest), rotate (a new secret for the same key id).
  */
 import { and, eq } from "drizzle-orm";
 import { API_KEY_PREFIX, generateSecret, sha256Hex } from "../auth/secrets.ts";
@@ -20,6 +21,7 @@ export function describeKey(row: KeyRow) {
     enabled: row.enabled,
     expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt).toISOString(),
     createdAt: new Date(row.createdAt).toISOString(),
+    revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt).toISOString(),
     source: row.source,
   };
 }
@@ -70,7 +72,7 @@ export async function createKey(db: Database, tenant: string, request: NewKey, g
 }
 
 export async function revokeKey(db: Database, tenant: string, id: string) {
-  const row = await db.update(apiKeys).set({ enabled: false }).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).returning({ id: apiKeys.id }).get();
+  const row = await db.update(apiKeys).set({ enabled: false, revokedAt: Date.now() }).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).returning({ id: apiKeys.id }).get();
   if (!row) throw new AdminError("not_found", `No key "${id}" in this tenant`);
   return { id: row.id, enabled: false as const };
 }

@@ -56,6 +56,7 @@ export const ApiKey = z
     enabled: z.boolean(),
     expiresAt: isoTime.nullable(),
     createdAt: isoTime,
+    revokedAt: isoTime.nullable(),
     source: z.enum(["config", "api"]),
   })
   .openapi("ApiKey");

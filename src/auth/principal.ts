@@ -14,14 +14,17 @@ export interface Principal {
 /** The stored facts about a key that decide whether it may be used. */
 export interface StoredKey {
   enabled: boolean;
+  /** Epoch milliseconds of an administrator's revocation, or null. */
+  revokedAt?: number | null;
   /** Epoch milliseconds, or null for a key that never expires. */
   expiresAt: number | null;
 }
 
-export type KeyRefusal = "unknown" | "disabled" | "expired";
+export type KeyRefusal = "unknown" | "revoked" | "disabled" | "expired";
 
 /** Why a key is refused, or undefined when it is usable at `now`. */
 export function keyRefusal(key: StoredKey, now: number): KeyRefusal | undefined {
+  if (key.revokedAt != null) return "revoked";
   if (!key.enabled) return "disabled";
   if (key.expiresAt !== null && key.expiresAt <= now) return "expired";
   return undefined;

@@ -62,7 +62,10 @@ export async function configApplyStatements(config: GatewayConfig, options: Appl
       sql:
         "INSERT INTO api_keys (tenant_id, id, consumer_id, name, key_hash, roles, enabled, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'config') " +
         "ON CONFLICT(tenant_id, id) DO UPDATE SET consumer_id = excluded.consumer_id, name = excluded.name, key_hash = excluded.key_hash, " +
-        "roles = excluded.roles, enabled = excluded.enabled, expires_at = excluded.expires_at, source = 'config'",
+        "roles = excluded.roles, expires_at = excluded.expires_at, source = 'config', " +
+        // An administrator's revocation outlives re-applies of the same digest; a new digest is a new key.
+        "enabled = CASE WHEN api_keys.revoked_at IS NOT NULL AND api_keys.key_hash = excluded.key_hash THEN 0 ELSE excluded.enabled END, " +
+        "revoked_at = CASE WHEN api_keys.key_hash = excluded.key_hash THEN api_keys.revoked_at ELSE NULL END",
       params: [
         tenant,
         key.id,

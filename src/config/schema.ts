@@ -9,13 +9,12 @@
 import { parse as parseYaml } from "yaml";
 import { clip } from "../text.ts";
 import { z } from "zod";
-import { EDGE_CALL_DEADLINE_MS, serverIdSchema } from "../link/protocol.ts";
+import { EDGE_CALL_DEADLINE_MS, GATEWAY_SERVER_ID, serverIdSchema } from "../link/protocol.ts";
 import { exposedPrefix } from "../mcp/namespacing.ts";
 import { isGlobPattern } from "../policy/glob.ts";
 import { defaultRuleId, policySchema } from "../policy/schema.ts";
 
-/** The server id of the gateway's own tools (list_tools, call, …): no configured server may take it. */
-export const GATEWAY_SERVER_ID = "gateway";
+export { GATEWAY_SERVER_ID };
 
 /** The role that may use the admin API (/admin/v1) for its tenant; needs no policy. */
 export const ADMIN_ROLE = "admin";
@@ -131,9 +130,6 @@ function crossChecks(config: GatewayConfig): string[] {
     serverIds.set(server.id, i);
     // Two servers behind one prefix would make every tool name ambiguous; bare names ("") are checked per tool,
     // when the servers report their tools, because only then are the names known.
-    if (server.id === GATEWAY_SERVER_ID) {
-      errors.push(`servers[${i}].id: "${GATEWAY_SERVER_ID}" is reserved for the gateway's own tools; choose another id`);
-    }
     const prefix = exposedPrefix(server);
     if (prefix === "") return;
     const samePrefix = prefixes.get(prefix);

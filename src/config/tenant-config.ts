@@ -10,6 +10,7 @@ import { tenants } from "../db/schema.ts";
 import { compilePolicies, type CompiledPolicies } from "../policy/engine.ts";
 import type { PolicyConfig } from "../policy/schema.ts";
 import type { PublishedConfig } from "./publish.ts";
+import { GATEWAY_TOOL_NAMES } from "../mcp/namespacing.ts";
 import { GATEWAY_SERVER_ID } from "./schema.ts";
 
 /** How stale a tenant's configuration may be in one isolate (documented in the README). */
@@ -20,7 +21,7 @@ export const GATEWAY_BUILTIN_POLICY: PolicyConfig = {
   id: "gateway-builtin",
   name: "The gateway's own discovery tools, for every caller",
   roles: ["*"],
-  rules: [{ server: GATEWAY_SERVER_ID, tool: "{list_tools,list_servers,server_status,call}", action: "allow", conditions: [] }],
+  rules: [{ server: GATEWAY_SERVER_ID, tool: `{${GATEWAY_TOOL_NAMES.join(",")}}`, action: "allow", conditions: [] }],
 };
 
 export interface TenantConfig {

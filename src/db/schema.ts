@@ -66,6 +66,12 @@ export const apiKeys = sqliteTable(
      * it). `api`: created through the admin API; applying a file never touches it.
      */
     source: text("source", { enum: ["config", "api"] }).notNull().default("api"),
+    /**
+     * Epoch milliseconds of an administrator's revocation, or null. A revoked key stays revoked whatever an apply
+     * of a file listing it says, for as long as the file keeps the same digest: a leaked key never comes back by a
+     * re-apply; giving the key a new digest in the file issues a new key.
+     */
+    revokedAt: integer("revoked_at", { mode: "number" }),
     createdAt: createdAt(),
   },
   (t) => [

@@ -56,6 +56,7 @@ export const mcpBodyLimit = bodyLimit({
 const refusalMessages = {
   missing: "Authentication required: send Authorization: Bearer <API key>",
   unknown: "The API key is not valid",
+  revoked: "The API key was revoked; ask an administrator for a new key",
   disabled: "The API key is disabled; ask an administrator for an enabled key",
   expired: "The API key has expired; ask an administrator for a new key",
 } as const;

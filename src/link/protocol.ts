@@ -38,9 +38,13 @@ export const HEARTBEAT_PONG = '{"type":"pong"}';
  * ending in `_`, so `<prefix>__<name>` splits at exactly one place (`a_` + `__x` would read as `a` + `___x`).
  */
 export const SERVER_ID_PATTERN = /^(?!.*__)(?!.*_$)[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The gateway's own tools (list_tools, call, …) live on this server id, which policy's built-in rule allows: no real server may take it. */
+export const GATEWAY_SERVER_ID = "gateway";
+
 export const serverIdSchema = z
   .string()
-  .regex(SERVER_ID_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit, without '__' and not ending in '_'");
+  .regex(SERVER_ID_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit, without '__' and not ending in '_'")
+  .refine((id) => id !== GATEWAY_SERVER_ID, `"${GATEWAY_SERVER_ID}" is reserved for the gateway's own tools; choose another id`);
 
 /** A JSON-RPC id as MCP allows it. */
 const jsonRpcIdSchema = z.union([z.string(), z.number()]);

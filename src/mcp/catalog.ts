@@ -10,7 +10,8 @@
  */
 import { UriTemplate } from "@modelcontextprotocol/server";
 import type { ServerCatalog } from "../link/protocol.ts";
-import { exposedName, exposedPrefix } from "./namespacing.ts";
+import { GATEWAY_SERVER_ID } from "../link/protocol.ts";
+import { exposedName, exposedPrefix, GATEWAY_TOOL_NAMES } from "./namespacing.ts";
 
 /** One server as the catalog needs it. */
 export interface CatalogServer {
@@ -71,6 +72,8 @@ export interface AggregatedCatalog {
   prompt(name: string): RoutedItem | undefined;
   /** The server that serves a URI: a listed resource first, else the oldest server with a matching template. */
   resourceServer(uri: string): string | undefined;
+  /** The same, saying which template matched when no resource lists the URI (policy judges both). */
+  resourceTarget(uri: string): { serverId: string; uriTemplate?: string } | undefined;
   /** The server of a template, by its exact URI template (completion references name templates). */
   templateServer(uriTemplate: string): string | undefined;
   server(id: string): CatalogServer | undefined;
@@ -88,6 +91,8 @@ export function buildCatalog(servers: readonly CatalogServer[]): AggregatedCatal
   const resources = new Map<string, ResourceRoute>();
   const templates = new Map<string, TemplateRoute>();
 
+  // The gateway's own tool names are claimed first, so a bare upstream name like `call` is a recorded conflict.
+  for (const name of GATEWAY_TOOL_NAMES) tools.set(name, { name, serverId: GATEWAY_SERVER_ID, upstreamName: name, definition: { name } });
   for (const server of ordered) {
     const prefix = exposedPrefix(server);
     addNamed("tool", server, prefix, server.catalog.tools, tools, conflicts);
@@ -101,7 +106,14 @@ export function buildCatalog(servers: readonly CatalogServer[]): AggregatedCatal
     }
   }
 
+  for (const name of GATEWAY_TOOL_NAMES) tools.delete(name);
   const byId = new Map(ordered.map((s) => [s.id, s]));
+  const resourceTarget = (uri: string) => {
+    const listed = resources.get(uri);
+    if (listed) return { serverId: listed.serverId };
+    const template = matchTemplate([...templates.values()], uri);
+    return template && { serverId: template.serverId, uriTemplate: template.definition.uriTemplate };
+  };
   const listed = <T extends { serverId: string }>(routes: Map<string, T>) => [...routes.values()].filter((r) => byId.get(r.serverId)?.available);
   return {
     tools: listed(tools),
@@ -111,7 +123,8 @@ export function buildCatalog(servers: readonly CatalogServer[]): AggregatedCatal
     conflicts,
     tool: (name) => tools.get(name),
     prompt: (name) => prompts.get(name),
-    resourceServer: (uri) => resources.get(uri)?.serverId ?? matchTemplate([...templates.values()], uri),
+    resourceServer: (uri) => resourceTarget(uri)?.serverId,
+    resourceTarget,
     templateServer: (uriTemplate) => templates.get(uriTemplate)?.serverId,
     server: (id) => byId.get(id),
     servers: ordered,
@@ -127,10 +140,10 @@ export function describeConflicts(conflicts: readonly Conflict[], serverId: stri
   return `unavailable because the name is already taken: ${names.join(", ")}; give this server a different prefix`;
 }
 
-function matchTemplate(templates: readonly TemplateRoute[], uri: string): string | undefined {
+function matchTemplate(templates: readonly TemplateRoute[], uri: string): TemplateRoute | undefined {
   for (const template of templates) {
     try {
-      if (new UriTemplate(template.definition.uriTemplate).match(uri)) return template.serverId;
+      if (new UriTemplate(template.definition.uriTemplate).match(uri)) return template;
     } catch {
       // An upstream's malformed template routes nothing; the other servers' templates still may.
     }

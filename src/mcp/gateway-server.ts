@@ -9,13 +9,13 @@
 import { PROTOCOL_VERSION_META_KEY, ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
 import type { CallOutcome } from "../connectors/connector-api.ts";
 import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
-import type { AggregatedCatalog, RoutedItem } from "./catalog.ts";
+import type { AggregatedCatalog, CatalogServer, RoutedItem } from "./catalog.ts";
 import { GatewayErrorCode } from "./errors.ts";
 import { prefixOf } from "./namespacing.ts";
 import { GATEWAY_SERVER_ID } from "../config/schema.ts";
 import type { CompiledPolicies, PolicyPrincipal, PolicySubject } from "../policy/engine.ts";
 import { metaSubject, metaTool, MetaToolInputError, visibleMetaTools } from "./meta-tools.ts";
-import { promptSubject, resourceSubject, toolSubject, visibleCatalog } from "./visibility.ts";
+import { promptSubject, resourceSubject, serverVisible, toolSubject, visibleCatalog } from "./visibility.ts";
 import { clip } from "../text.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
@@ -59,6 +59,9 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway, as far as your policies allow. Tool and prompt names are <server>__<name> unless a server keeps its own names. The gateway's own tools: list_tools, list_servers, server_status, call.",
   });
 
+  /** Whether the caller may use anything of a server: only such servers are named in hints. */
+  const mayUseServer = (policies: CompiledPolicies) => (server: CatalogServer) => serverVisible(server, principal, policies);
+
   const view = async () => {
     const [catalog, policies] = await Promise.all([backend.catalog(), backend.policies()]);
     return { catalog, policies, visible: visibleCatalog(catalog, principal, policies) };
@@ -95,17 +98,17 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
         throw new ProtocolError(GatewayErrorCode.InvalidParams, error.message);
       }
     }
-    const route = routeOf(catalog, "tool", params.name);
+    const route = routeOf(catalog, "tool", params.name, mayUseServer(policies));
     authorize(policies, toolSubject(route), params.arguments);
+    assertAvailable(catalog, route.serverId);
     return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx);
   };
 
   server.setRequestHandler("tools/list", async (request) => {
     const { policies, visible } = await view();
+    // The gateway's tools first; the catalog never routes their names to an upstream (see GATEWAY_TOOL_NAMES).
     const own = visibleMetaTools(principal, policies);
-    // The gateway's tools keep their names; an upstream tool exposed under the same bare name is not listed.
-    const upstream = visible.tools.filter((t) => !metaTool(t.name)).map((t) => t.definition);
-    return listPage("tools", [...own, ...upstream], request.params?.cursor);
+    return listPage("tools", [...own, ...visible.tools.map((t) => t.definition)], request.params?.cursor);
   });
 
   server.setRequestHandler("tools/call", async (request, ctx) => callTool(request.params as Params & { name: string }, ctx) as never);
@@ -117,8 +120,9 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   server.setRequestHandler("prompts/get", async (request, ctx) => {
     const params = request.params as Params & { name: string };
     const { catalog, policies } = await view();
-    const route = routeOf(catalog, "prompt", params.name);
+    const route = routeOf(catalog, "prompt", params.name, mayUseServer(policies));
     authorize(policies, promptSubject(route), params.arguments);
+    assertAvailable(catalog, route.serverId);
     return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
   });
 
@@ -133,26 +137,31 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   server.setRequestHandler("resources/read", async (request, ctx) => {
     const params = request.params as Params & { uri: string };
     const { catalog, policies } = await view();
-    const serverId = catalog.resourceServer(params.uri);
-    if (!serverId) {
+    const target = catalog.resourceTarget(params.uri);
+    if (!target) {
       throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
     }
-    authorize(policies, resourceSubject(serverId, params.uri));
-    assertAvailable(catalog, serverId);
-    return relay(backend, serverId, "resources/read", params, ctx) as never;
+    // A read through a template is judged on the URI and on the template: a deny written for either holds.
+    authorize(policies, resourceSubject(target.serverId, params.uri));
+    if (target.uriTemplate !== undefined) authorize(policies, resourceSubject(target.serverId, target.uriTemplate));
+    assertAvailable(catalog, target.serverId);
+    return relay(backend, target.serverId, "resources/read", params, ctx) as never;
   });
 
   server.setRequestHandler("completion/complete", async (request, ctx) => {
-    const params = request.params as Params & { ref: { type: string; name?: string; uri?: string } };
+    const params = request.params as Params & {
+      ref: { type: string; name?: string; uri?: string };
+      argument?: { name?: unknown; value?: unknown };
+      context?: { arguments?: Record<string, unknown> };
+    };
     const { catalog, policies } = await view();
     const ref = params.ref;
-    // Completing an argument is part of using the prompt or template: whoever may list it may complete it.
-    const mayUse = (subject: PolicySubject) => {
-      if (!policies.visible(principal, subject)) authorize(policies, subject);
-    };
     if (ref.type === "ref/prompt" && typeof ref.name === "string") {
-      const route = routeOf(catalog, "prompt", ref.name);
-      mayUse(promptSubject(route));
+      const route = routeOf(catalog, "prompt", ref.name, mayUseServer(policies));
+      // Completing an argument is using the prompt with the arguments known so far: a conditional allow must hold
+      // for them, or completion would list values (say, other customers' ids) the caller may not use.
+      authorize(policies, promptSubject(route), completionArguments(params));
+      assertAvailable(catalog, route.serverId);
       return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx) as never;
     }
     if (ref.type === "ref/resource" && typeof ref.uri === "string") {
@@ -160,7 +169,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       if (!serverId) {
         throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
       }
-      mayUse(resourceSubject(serverId, ref.uri));
+      authorize(policies, resourceSubject(serverId, ref.uri));
       assertAvailable(catalog, serverId);
       return relay(backend, serverId, "completion/complete", params, ctx) as never;
     }
@@ -223,17 +232,15 @@ function upstreamParams(params: Params): Params {
 }
 
 /**
- * The route of a tool or prompt name whose server takes calls now. A name its (older) server holds while down is
- * Unavailable, so the agent knows to retry, rather than Unknown; a name nobody holds is Unknown, with a hint.
+ * The route of a tool or prompt name, or Unknown with a hint. Availability is checked by the caller after policy,
+ * so a caller learns nothing about the health of what it may not use; hints name only servers the caller may use,
+ * so for anything else "no such server" and "a server you may not use" read the same.
  */
-function routeOf(catalog: AggregatedCatalog, kind: "tool" | "prompt", name: string): RoutedItem {
+function routeOf(catalog: AggregatedCatalog, kind: "tool" | "prompt", name: string, mayUse: (server: CatalogServer) => boolean): RoutedItem {
   const route = kind === "tool" ? catalog.tool(name) : catalog.prompt(name);
-  if (route) {
-    assertAvailable(catalog, route.serverId);
-    return route;
-  }
+  if (route) return route;
   const prefix = prefixOf(name);
-  const owners = prefix === undefined ? [] : catalog.serversWithPrefix(prefix);
+  const owners = prefix === undefined ? [] : catalog.serversWithPrefix(prefix).filter(mayUse);
   const hint =
     prefix === undefined
       ? `list them with ${kind}s/list`
@@ -241,6 +248,13 @@ function routeOf(catalog: AggregatedCatalog, kind: "tool" | "prompt", name: stri
         ? `no server of yours exposes names with the prefix "${echo(prefix)}"`
         : `server "${owners[0]?.id}" has no ${kind} by that name; list them with ${kind}s/list`;
   throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown ${kind} "${echo(name)}": ${hint}`);
+}
+
+/** The arguments a completion request knows: those already given, and the partial value being completed. */
+function completionArguments(params: { argument?: { name?: unknown; value?: unknown }; context?: { arguments?: Record<string, unknown> } }): Record<string, unknown> {
+  // fromEntries defines own properties, so a hostile name such as "__proto__" is just a key.
+  const given = Object.entries(params.context?.arguments ?? {});
+  return Object.fromEntries(typeof params.argument?.name === "string" ? [...given, [params.argument.name, params.argument.value]] : given);
 }
 
 function assertAvailable(catalog: AggregatedCatalog, serverId: string): void {

@@ -26,3 +26,9 @@ export function prefixOf(exposed: string): string | undefined {
   const at = exposed.indexOf(NAMESPACE_SEPARATOR);
   return at > 0 ? exposed.slice(0, at) : undefined;
 }
+
+/**
+ * The gateway's own tools (the seed's names), exposed bare. They keep their names before any upstream tool: an
+ * upstream tool a server exposes under one of them is withheld as a name conflict kept by the gateway.
+ */
+export const GATEWAY_TOOL_NAMES = ["list_tools", "list_servers", "server_status", "call"] as const;

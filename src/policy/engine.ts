@@ -64,6 +64,12 @@ export interface CompiledPolicies {
 
 /** How many (roles, server, kind, name) candidate lists each compiled policy set keeps. */
 export const MEMO_ENTRIES = 10_000;
+
+/**
+ * Names (tool names, resource URIs) longer than this are denied without matching: glob matching can cost time
+ * quadratic in the name, and a resource URI comes from the agent (up to the 4 MiB message limit). Fail closed.
+ */
+export const MAX_SUBJECT_NAME = 2048;
 /** How many role sets keep a merged index (callers with the same roles share one; real tenants have few). */
 export const ROLE_SET_INDEXES = 64;
 /** Longer keys (huge resource URIs) are decided without the memo rather than pinning their memory. */
@@ -206,8 +212,11 @@ export function compilePolicies(policies: readonly PolicyConfig[]): CompiledPoli
 
   return {
     ruleCount: order,
-    visible: (principal, subject) => candidates(principal, subject).visible,
+    visible: (principal, subject) => subject.name.length <= MAX_SUBJECT_NAME && candidates(principal, subject).visible,
     decide(principal, subject, args) {
+      if (subject.name.length > MAX_SUBJECT_NAME) {
+        return { allowed: false, ruleId: null, policyId: null, reason: `the ${subject.kind} name is longer than ${MAX_SUBJECT_NAME} characters, too long to match against policy` };
+      }
       const { deny, allow } = candidates(principal, subject);
       for (const rule of deny) {
         // Unevaluable (undefined) counts as holding: a deny rule fails closed.

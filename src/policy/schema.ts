@@ -125,7 +125,7 @@ const SUBJECT_KEYS = ["tool", "prompt", "resource"] as const;
 /**
  * One rule: `server` (glob, absent = any server), at most one of `tool` / `prompt` / `resource` (glob on the
  * upstream name or resource URI; none = every tool, prompt and resource of the matching servers), `action`, and
- * `conditions` (all must hold; not on resource rules, which have no arguments).
+ * `conditions` (all must hold; only on tool and prompt rules: resources have no arguments).
  */
 export const policyRuleSchema = z
   .strictObject({
@@ -151,6 +151,14 @@ export const policyRuleSchema = z
         code: "custom",
         path: ["conditions"],
         message: "resource rules cannot have conditions (reading a resource has no arguments)",
+      });
+    } else if (given.length === 0 && rule.conditions.length > 0) {
+      // A server-level rule also covers resources, which have no arguments: its conditions could never be judged
+      // there (a deny would block every read of resources it still lists). Say which items the arguments belong to.
+      ctx.addIssue({
+        code: "custom",
+        path: ["conditions"],
+        message: 'conditions test arguments, so they need a tool or prompt rule (e.g. tool: "*")',
       });
     }
   });

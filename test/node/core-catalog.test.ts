@@ -225,3 +225,25 @@ describe("availability", () => {
     expect(built.serversWithPrefix("nope")).toEqual([]);
   });
 });
+
+describe("the gateway's own tool names", () => {
+  it("are kept by the gateway: a bare upstream tool named like one is withheld as a conflict, never routed", () => {
+    const built = buildCatalog([server("raw", 1, { tools: [{ name: "call" }, { name: "list_tools" }, { name: "search" }] }, "")]);
+    expect(built.tools.map((t) => t.name)).toEqual(["search"]);
+    expect(built.tool("call")).toBeUndefined();
+    expect(built.conflicts).toEqual([
+      { kind: "tool", name: "call", serverId: "raw", keptBy: "gateway" },
+      { kind: "tool", name: "list_tools", serverId: "raw", keptBy: "gateway" },
+    ]);
+    expect(describeConflicts(built.conflicts, "raw")).toContain('tool "call" (kept by server "gateway")');
+  });
+
+  it("routes a resource read through a template with the template that matched, and a listed URI without one", () => {
+    const built = buildCatalog([
+      server("docs", 1, { resources: [{ uri: "docs://readme", name: "r" }], resourceTemplates: [{ uriTemplate: "docs://items/{id}", name: "i" }] }),
+    ]);
+    expect(built.resourceTarget("docs://readme")).toEqual({ serverId: "docs" });
+    expect(built.resourceTarget("docs://items/42")).toEqual({ serverId: "docs", uriTemplate: "docs://items/{id}" });
+    expect(built.resourceTarget("other://x")).toBeUndefined();
+  });
+});

@@ -89,6 +89,11 @@ describe("policy schema", () => {
       rule({ resource: "file:///*", action: "allow", conditions: [{ param: "a", operator: "exists" }] }),
       ["policies[0].rules[0].conditions: resource rules cannot have conditions (reading a resource has no arguments)"],
     ],
+    [
+      "conditions on a server-level rule (it covers resources too)",
+      rule({ server: "crm", action: "deny", conditions: [{ param: "a", operator: "exists" }] }),
+      ['policies[0].rules[0].conditions: conditions test arguments, so they need a tool or prompt rule (e.g. tool: "*")'],
+    ],
     // Globs.
     ["empty glob", rule({ tool: "", action: "allow" }), ["policies[0].rules[0].tool: must not be empty"]],
     ["glob too long", rule({ server: "s".repeat(257), action: "allow" }), ["policies[0].rules[0].server: must be at most 256 characters"]],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { compilePolicies, MEMO_ENTRIES, type PolicyPrincipal, type PolicySubject, type SubjectKind } from "../../src/policy/engine.ts";
+import { compilePolicies, MAX_SUBJECT_NAME, MEMO_ENTRIES, type PolicyPrincipal, type PolicySubject, type SubjectKind } from "../../src/policy/engine.ts";
 import { SLASH } from "../../src/policy/glob.ts";
 import { policySchema, type PolicyCondition } from "../../src/policy/schema.ts";
 
@@ -160,8 +160,10 @@ describe("policy decisions", () => {
     for (const roles of [["a"], ["b"], ["a", "b"], []]) {
       for (const i of [0, 1, 12, 999, MEMO_ENTRIES + 499]) expect(decide(roles, i), `${roles} t_${i}`).toBe(expected(roles, i));
     }
-    // A name too long to memoise is decided all the same.
-    expect(outcome(engine.decide(principal(["a"]), tool("s", `t_${"x".repeat(5000)}`)))).toBe("allow a.rules[0]");
+    // A name too long to memoise is decided all the same; one too long to match at all is denied (fail closed).
+    expect(outcome(engine.decide(principal(["a"]), tool("s", `t_${"x".repeat(1500)}`)))).toBe("allow a.rules[0]");
+    expect(outcome(engine.decide(principal(["a"]), tool("s", `t_${"x".repeat(MAX_SUBJECT_NAME)}`)))).toBe("deny default");
+    expect(engine.visible(principal(["a"]), tool("s", `t_${"x".repeat(MAX_SUBJECT_NAME)}`))).toBe(false);
   });
 
   it("fails closed on names holding the character globs use for '/' (U+E000): allow globs miss, deny globs hit", () => {

@@ -255,6 +255,7 @@ describe("API keys", () => {
       expiresAt: null,
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       source: "api",
+      revokedAt: null,
     });
     expect(await mcpStatus(created.body.key)).toBe(200);
     const listed = await adminCall("GET", `${ADMIN}/keys`, t.adminKey);
@@ -265,7 +266,7 @@ describe("API keys", () => {
       ["ci-bot", "api"],
       ["consumer", "config"],
     ]);
-    for (const key of listed.body.keys) expect(Object.keys(key).sort()).toEqual(["consumerId", "createdAt", "enabled", "expiresAt", "id", "name", "roles", "source"]);
+    for (const key of listed.body.keys) expect(Object.keys(key).sort()).toEqual(["consumerId", "createdAt", "enabled", "expiresAt", "id", "name", "revokedAt", "roles", "source"]);
     expect(listed.text).not.toMatch(/[0-9a-f]{64}/);
     expect(listed.text).not.toContain(created.body.key);
     expect(listed.text).not.toContain("gw_");

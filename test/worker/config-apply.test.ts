@@ -231,11 +231,16 @@ describe("a valid file", () => {
     expect(await mcpStatus(freshKey)).toBe(200);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM api_keys WHERE tenant_id = ? AND id = 'consumer'").bind(t.tenant).first("n")).toBe(0);
 
-    // The file is the source of truth for its keys: a key revoked through the API comes back as the file has it.
+    // A revocation outlives re-applies of the same file: a leaked key never comes back because someone applied
+    // the unchanged file again. A new digest for the same id in the file is a new key, and works.
     expect((await adminCall("DELETE", `${ADMIN}/keys/fresh`, t.adminKey)).status).toBe(200);
     expect(await mcpStatus(freshKey)).toBe(401);
     expect((await apply(t, t.file({ keys: [fresh] }))).status).toBe(200);
-    expect(await mcpStatus(freshKey)).toBe(200);
+    expect(await mcpStatus(freshKey)).toBe(401);
+    const reissuedKey = secret();
+    expect((await apply(t, t.file({ keys: [{ ...fresh, key: reissuedKey }] }))).status).toBe(200);
+    expect(await mcpStatus(reissuedKey)).toBe(200);
+    expect(await mcpStatus(freshKey)).toBe(401);
     expect(await mcpStatus(api.body.key)).toBe(200);
   });
 });

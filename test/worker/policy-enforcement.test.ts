@@ -5,7 +5,7 @@
  * arguments without coercion, and the gateway tools' argument errors follow the caller's protocol revision.
  */
 import { describe, expect, it } from "vitest";
-import type { ServerReport } from "../../src/link/protocol.ts";
+import { LINK_PROTOCOL_VERSION, type ServerReport } from "../../src/link/protocol.ts";
 import { answerNextRpc, echoServer, FakeConnector, mcpAnswer, rpcRequest, seedTenant } from "./fixtures.ts";
 
 const META_TOOLS = ["call", "list_servers", "list_tools", "server_status"];
@@ -486,5 +486,72 @@ describe("gateway tool argument errors follow the caller's protocol revision", (
       const { body, headers } = request("server_status", {});
       expect((await mcpAnswer(body, t.apiKey, headers)).error).toMatchObject({ code: -32003, data: { ruleId: "no-status", policyId: "readers" } });
     }
+  });
+});
+
+describe("what a caller learns about what it may not use", () => {
+  it("a deny written on a template also covers reads of the URIs it matches", async () => {
+    const t = await governed([
+      { id: "readers", roles: ["reader"], rules: [{ server: "crm", action: "allow" }] },
+      { id: "no-items", roles: ["reader"], rules: [{ server: "crm", resource: "crm://items/{item}", action: "deny" }] },
+    ]);
+    const answer = await mcpAnswer(rpcRequest("resources/read", { uri: "crm://items/42" }), t.apiKey);
+    expect(answer.error).toMatchObject({ code: -32003, data: { ruleId: "no-items.rules[0]" } });
+    expect(rpcFrames(t.connector)).toEqual([]);
+  });
+
+  it("a denied tool of a server that is down is refused by policy, without the server's health", async () => {
+    const t = await governed([{ id: "readers", roles: ["reader"], rules: [{ server: "docs", action: "allow" }] }]);
+    t.connector.send({ type: "status", server: { ...crmServer(), health: "unhealthy", detail: "crash loop" } });
+    await expect
+      .poll(async () => (await mcpAnswer(tool("crm__get_a"), t.apiKey)).error?.message as string)
+      .toMatch(/not allowed/);
+    const answer = await mcpAnswer(tool("crm__get_a"), t.apiKey);
+    expect(answer.error.code).toBe(-32003);
+    expect(answer.error.message).not.toMatch(/unhealthy|available/);
+  });
+
+  it("an unknown tool's hint never names a server the caller may use nothing of", async () => {
+    const t = await governed([{ id: "readers", roles: ["reader"], rules: [{ server: "docs", action: "allow" }] }]);
+    const hidden = await mcpAnswer(tool("crm__no_such_tool"), t.apiKey);
+    const nowhere = await mcpAnswer(tool("zzz__no_such_tool"), t.apiKey);
+    expect(hidden.error.code).toBe(-32602);
+    expect(hidden.error.message.replaceAll("crm", "zzz")).toBe(nowhere.error.message);
+  });
+
+  it("completion of a prompt argument must satisfy the prompt's conditions with the arguments known so far", async () => {
+    const t = await governed([
+      {
+        id: "own-customer",
+        roles: ["reader"],
+        rules: [{ server: "crm", prompt: "greet", action: "allow", conditions: [{ param: "customer", operator: "eq", value: "${principal.consumerId}" }] }],
+      },
+    ]);
+    const complete = (value: string) => rpcRequest("completion/complete", { ref: { type: "ref/prompt", name: "crm__greet" }, argument: { name: "customer", value } });
+    const denied = await mcpAnswer(complete("agent-"), t.apiKey);
+    expect(denied.error).toMatchObject({ code: -32003 });
+    expect(rpcFrames(t.connector)).toEqual([]);
+    const { answer, rpc } = await relayedCall(t, complete("agent-1"));
+    expect(answer.error).toBeUndefined();
+    expect(rpc?.request.method).toBe("completion/complete");
+  });
+
+  it("a resource URI too long to match against policy is refused, not slowly matched", async () => {
+    const t = await governed([{ id: "readers", roles: ["reader"], rules: [{ server: "crm", action: "allow" }] }]);
+    const answer = await mcpAnswer(rpcRequest("resources/read", { uri: `crm://items/${"*a".repeat(100_000)}` }), t.apiKey);
+    expect(answer.error).toMatchObject({ code: -32003 });
+    expect(answer.error.message).toMatch(/too long/);
+  });
+});
+
+describe("the reserved server id", () => {
+  it("a connector cannot report a server named gateway, whose tools the built-in rule would allow to everyone", async () => {
+    const seeded = await seedTenant({ policies: [] });
+    const connector = await FakeConnector.connect(seeded.connectorToken);
+    connector.send({ type: "hello", protocol: LINK_PROTOCOL_VERSION, connectorVersion: "old", replicaId: "r", servers: [echoServer("gateway")] });
+    const refused = await connector.next("error");
+    expect(refused.message).toMatch(/reserved/);
+    const names = (await mcpAnswer(rpcRequest("tools/list"), seeded.apiKey)).result.tools.map((t: { name: string }) => t.name);
+    expect(names.filter((n: string) => n.startsWith("gateway__"))).toEqual([]);
   });
 });
