@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import packageJson from "../package.json" with { type: "json" };
-import { parseGatewayConfig, type ServerConfig } from "../src/config/schema.ts";
+import { hostServers, parseGatewayConfig, type ServerConfig } from "../src/config/schema.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { HostEnv } from "./env.ts";
 import { LinkClient } from "./link-client.ts";
@@ -108,7 +108,7 @@ export function readServerConfig(path: string): { ok: true; servers: ServerConfi
   }
   const parsed = parseGatewayConfig(text);
   if (!parsed.ok) return { ok: false, errors: parsed.errors.map((e) => `${path}: ${e}`) };
-  return { ok: true, servers: parsed.config.servers };
+  return { ok: true, servers: hostServers(parsed.config) };
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   type ConfigSummary,
 } from "./output.ts";
 import { requestFor } from "./requests.ts";
+import { edgeDocument } from "../../src/config/publish.ts";
 
 export const CLI_VERSION: string = packageJson.version;
 
@@ -103,7 +104,7 @@ async function execute(invocation: Invocation, io: CliIo): Promise<number> {
   }
 
   const connection = invocation.connection as Connection;
-  let fileText: string | undefined;
+  let edgeText: string | undefined;
   if (command.kind === "config apply") {
     const config = await readConfig(command.file, io);
     if (!config.ok) return fail(config.errors, EXIT_USAGE);
@@ -113,10 +114,11 @@ async function execute(invocation: Invocation, io: CliIo): Promise<number> {
         EXIT_USAGE,
       );
     }
-    fileText = config.text;
+    // Only what the edge needs travels: no server command, args, env or cwd, and keys as digests.
+    edgeText = JSON.stringify(await edgeDocument(config.config));
   }
 
-  const result = await sendAdminRequest(connection, requestFor(command, fileText), {
+  const result = await sendAdminRequest(connection, requestFor(command, edgeText), {
     ...(io.timeoutMs !== undefined ? { timeoutMs: io.timeoutMs } : {}),
     ...(io.fetch ? { fetch: io.fetch } : {}),
   });

@@ -10,21 +10,19 @@ export type AdminRequest = {
   body?: { contentType: string; text: string };
 };
 
-/** The content type `config apply` sends the file's own text with. */
-export const YAML_CONTENT_TYPE = "application/yaml";
 
 const API = "/admin/v1";
 const segment = encodeURIComponent;
 const json = (value: unknown) => ({ contentType: "application/json", text: JSON.stringify(value) });
 
 /**
- * The request of a remote command. `config apply` needs the file's text, sent unchanged: the gateway stores and
- * digests what the operator wrote, and the CLI never parses and re-serialises it (which would drop comments).
+ * The request of a remote command. `config apply` sends the file's edge document (src/config/publish.ts: no server
+ * commands, args, env or cwd, keys as digests) as JSON; the file itself is never rewritten.
  */
-export function requestFor(command: Exclude<Command, { kind: "init" | "config validate" }>, fileText?: string): AdminRequest {
+export function requestFor(command: Exclude<Command, { kind: "init" | "config validate" }>, edgeDocumentText?: string): AdminRequest {
   switch (command.kind) {
     case "config apply":
-      return { method: "PUT", path: `${API}/config`, body: { contentType: YAML_CONTENT_TYPE, text: fileText ?? "" } };
+      return { method: "PUT", path: `${API}/config`, body: { contentType: "application/json", text: edgeDocumentText ?? "{}" } };
     case "whoami":
       return { method: "GET", path: `${API}/whoami` };
     case "keys list":

@@ -10,6 +10,7 @@ import { bearerCredential, constantTimeEqual, sha256Hex } from "../auth/secrets.
 import { ADMIN_ROLE } from "../config/schema.ts";
 import { database } from "../db/client.ts";
 import type { Env } from "../env.ts";
+import { ID_PATTERN, ID_RULE } from "../ids.ts";
 import { log } from "../log.ts";
 import { AdminError } from "./errors.ts";
 
@@ -24,12 +25,10 @@ export interface AdminIdentity {
 
 export type AdminContext = { Bindings: Env; Variables: { admin: AdminIdentity } };
 
-const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
-
 export const requireAdmin = createMiddleware<AdminContext>(async (c, next) => {
   const requested = c.req.query("tenant");
-  if (requested !== undefined && !TENANT_ID.test(requested)) {
-    throw new AdminError("bad_request", "?tenant= must be a tenant id (1-128 characters of A-Z a-z 0-9 _ . : @ -)");
+  if (requested !== undefined && !ID_PATTERN.test(requested)) {
+    throw new AdminError("bad_request", `?tenant= must be a tenant id: ${ID_RULE}`);
   }
   const credential = bearerCredential(c.req.header("authorization"));
   if (credential !== undefined && c.env.ADMIN_TOKEN_SHA256 && constantTimeEqual(await sha256Hex(credential), c.env.ADMIN_TOKEN_SHA256.toLowerCase())) {

@@ -6,7 +6,12 @@
 import { eq } from "drizzle-orm";
 import { sha256Hex } from "../auth/secrets.ts";
 import { API_KEY_ID_TAKEN, configApplyStatements } from "../config/apply.ts";
+import { publishConfig } from "../config/publish.ts";
+import { utf8Length } from "../link/protocol.ts";
 import { parseGatewayConfig, type GatewayConfig } from "../config/schema.ts";
+
+/** The published config is stored in one D1 value (limit 2 MB). */
+const MAX_PUBLISHED_BYTES = 1_500_000;
 import type { Database } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
 import { log } from "../log.ts";
@@ -20,10 +25,15 @@ export interface ValidatedConfig {
 
 /** The request body (YAML, or its JSON form) validated, or a 422 listing every problem with its path. */
 export async function validatedConfig(text: string): Promise<ValidatedConfig> {
-  const parsed = parseGatewayConfig(text);
+  // The CLI sends the file without what stays on the host (edgeDocument); a full file is accepted as well.
+  const parsed = parseGatewayConfig(text, { for: "edge" });
   if (!parsed.ok && parsed.kind === "syntax") throw new AdminError("bad_request", "The body is not YAML (or JSON)", parsed.errors);
   if (!parsed.ok) throw new AdminError("invalid_config", `gateway.yaml is not valid (${parsed.errors.length} problem${parsed.errors.length > 1 ? "s" : ""})`, parsed.errors);
   const { config } = parsed;
+  // D1 holds at most 2 MB in one value; defaults make the stored form somewhat larger than the text.
+  if (utf8Length(JSON.stringify(publishConfig(config))) > MAX_PUBLISHED_BYTES) {
+    throw new AdminError("too_large", `The configuration is too large to store (over ${MAX_PUBLISHED_BYTES} bytes once published); split policies or shorten them`);
+  }
   return {
     config,
     digest: await sha256Hex(text),

@@ -9,7 +9,7 @@ import type { Database } from "../db/client.ts";
 import { connectors, tenants } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { log } from "../log.ts";
-import { AdminError } from "./errors.ts";
+import { AdminError, insertOnce } from "./errors.ts";
 
 type ConnectorRow = typeof connectors.$inferSelect;
 
@@ -26,10 +26,10 @@ export async function createConnector(db: Database, tenant: string, request: { i
   const exists = await db.select({ id: connectors.id }).from(connectors).where(and(eq(connectors.tenantId, tenant), eq(connectors.id, request.id))).get();
   if (exists) throw new AdminError("conflict", `A connector with id "${request.id}" already exists; choose another id`);
   const token = generateSecret(CONNECTOR_TOKEN_PREFIX);
-  await db.batch([
+  await insertOnce(`A connector with id "${request.id}" already exists; choose another id`, db.batch([
     db.insert(tenants).values({ id: tenant, name: tenant }).onConflictDoNothing(),
     db.insert(connectors).values({ tenantId: tenant, id: request.id, name: request.name ?? request.id, tokenHash: await sha256Hex(token), enabled: true }),
-  ]);
+  ]));
   const row = await db.select().from(connectors).where(and(eq(connectors.tenantId, tenant), eq(connectors.id, request.id))).get();
   return { ...describeConnector(row as ConnectorRow), token };
 }

@@ -41,3 +41,16 @@ export function adminErrorResponse(c: Context, error: AdminError): Response {
   const headers: Record<string, string> = error.code === "unauthenticated" ? { "www-authenticate": 'Bearer realm="mcp-gateway-admin"' } : {};
   return c.json({ error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } }, statusOf[error.code], headers);
 }
+
+/**
+ * An insert whose id was checked free just before: a concurrent create of the same id loses the race at the
+ * database's unique constraint, which is the same conflict, not a 500.
+ */
+export async function insertOnce<T>(conflictMessage: string, insert: Promise<T>): Promise<T> {
+  try {
+    return await insert;
+  } catch (error) {
+    if (/UNIQUE constraint failed/.test((error as Error).message)) throw new AdminError("conflict", conflictMessage);
+    throw error;
+  }
+}

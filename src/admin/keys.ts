@@ -8,7 +8,7 @@ import { API_KEY_PREFIX, generateSecret, sha256Hex } from "../auth/secrets.ts";
 import { ADMIN_ROLE } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import { apiKeys, consumers, tenants } from "../db/schema.ts";
-import { AdminError } from "./errors.ts";
+import { AdminError, insertOnce } from "./errors.ts";
 
 type KeyRow = typeof apiKeys.$inferSelect;
 
@@ -52,7 +52,7 @@ export async function createKey(db: Database, tenant: string, request: NewKey, g
   const exists = await db.select({ id: apiKeys.id }).from(apiKeys).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).get();
   if (exists) throw new AdminError("conflict", `A key with id "${id}" already exists; choose another id or rotate that key`);
   // The tenant row exists for every tenant an admin key belongs to; the platform token may name a new one.
-  await db.batch([
+  await insertOnce(`A key with id "${id}" already exists; choose another id or rotate that key`, db.batch([
     db.insert(tenants).values({ id: tenant, name: tenant }).onConflictDoNothing(),
     db.insert(consumers).values({ tenantId: tenant, id: request.consumerId, name: request.consumerId }).onConflictDoNothing(),
     db.insert(apiKeys).values({
@@ -66,7 +66,7 @@ export async function createKey(db: Database, tenant: string, request: NewKey, g
       expiresAt,
       source: "api",
     }),
-  ]);
+  ]));
   const row = await db.select().from(apiKeys).where(and(eq(apiKeys.tenantId, tenant), eq(apiKeys.id, id))).get();
   return { ...describeKey(row as KeyRow), key };
 }

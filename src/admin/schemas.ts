@@ -3,9 +3,10 @@
  * OpenAPI 3.1 document (`/openapi.json`), so the description can never drift from what is enforced.
  */
 import { z } from "@hono/zod-openapi";
+import { ID_PATTERN, ID_RULE } from "../ids.ts";
 import { SERVER_ID_PATTERN } from "../link/protocol.ts";
 
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+const id = z.string().regex(ID_PATTERN, ID_RULE);
 const isoTime = z.iso.datetime({ offset: true });
 const role = z.string().min(1).max(64);
 

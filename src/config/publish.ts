@@ -3,7 +3,10 @@
  * only the connector on the customer's host reads) and the keys themselves (stored as digests in `api_keys`).
  *
  * Pure: the admin API stores the published form in `tenants.config`; the Worker compiles its policies from it.
+ * {@link edgeDocument} is what the CLI sends the admin API in the first place, so what stays on the host never
+ * even travels.
  */
+import { sha256Hex } from "../auth/secrets.ts";
 import type { PolicyConfig } from "../policy/schema.ts";
 import type { GatewayConfig } from "./schema.ts";
 
@@ -39,4 +42,18 @@ export function publishConfig(config: GatewayConfig): PublishedConfig {
     ...(config.rateLimit ? { rateLimit: config.rateLimit } : {}),
     ...(config.ipFilter ? { ipFilter: config.ipFilter } : {}),
   };
+}
+
+/**
+ * A gateway.yaml as the edge needs to receive it, as a JSON document the admin API validates like the file: servers
+ * without command, args, env or cwd, and every key as its digest (a seed-style plaintext `key:` is hashed here, on
+ * the operator's machine).
+ */
+export async function edgeDocument(config: GatewayConfig): Promise<Record<string, unknown>> {
+  const keys = await Promise.all(
+    config.auth.keys.map(async ({ key, keyHash, ...rest }) => ({ ...rest, keyHash: keyHash ?? (await sha256Hex(key as string)) })),
+  );
+  const { servers, policies, ...published } = publishConfig(config);
+  const { authType, ...sections } = published;
+  return { ...sections, auth: { type: authType, keys }, servers, policies };
 }

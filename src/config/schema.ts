@@ -7,6 +7,7 @@
  * between sections (roles, servers, ids) are checked too, so a typo never silently grants or denies.
  */
 import { parse as parseYaml } from "yaml";
+import { idSchema } from "../ids.ts";
 import { clip } from "../text.ts";
 import { z } from "zod";
 import { EDGE_CALL_DEADLINE_MS, GATEWAY_SERVER_ID, serverIdSchema } from "../link/protocol.ts";
@@ -19,7 +20,6 @@ export { GATEWAY_SERVER_ID };
 /** The role that may use the admin API (/admin/v1) for its tenant; needs no policy. */
 export const ADMIN_ROLE = "admin";
 
-const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
 
 /** Environment variable names as POSIX shells accept them. */
 const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
@@ -27,7 +27,8 @@ const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an e
 export const serverConfigSchema = z.strictObject({
   id: serverIdSchema,
   name: z.string().min(1).max(256).optional(),
-  command: z.string().min(1),
+  /** Required where the file runs servers (the connector); the edge never receives it (see edgeDocument). */
+  command: z.string().min(1).optional(),
   args: z.array(z.string()).default([]),
   /** Values may reference the connector's own environment as `${VAR}`; resolved on the connector host only. */
   env: z.record(envNameSchema, z.string()).default({}),
@@ -39,7 +40,18 @@ export const serverConfigSchema = z.strictObject({
   /** Working directory of the child process. */
   cwd: z.string().optional(),
 });
-export type ServerConfig = z.infer<typeof serverConfigSchema>;
+/** A server as the file declares it; on the edge its command is absent. */
+export type DeclaredServer = z.infer<typeof serverConfigSchema>;
+/** A server as the connector runs it: from a file parsed for the host, so its command is there. */
+export type ServerConfig = DeclaredServer & { command: string };
+
+/** The servers of a config parsed for the host (the default), typed as runnable. */
+export function hostServers(config: GatewayConfig): ServerConfig[] {
+  return config.servers.map((server, i) => {
+    if (server.command === undefined) throw new Error(`servers[${i}].command is missing: parse the file for the host`);
+    return { ...server, command: server.command };
+  });
+}
 
 const sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex SHA-256 digest");
 
@@ -105,17 +117,33 @@ export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 /** `syntax`: the text is not YAML at all (a malformed request); `invalid`: YAML that breaks the schema's rules. */
 export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false; kind: "syntax" | "invalid"; errors: string[] };
 
+export interface ParseOptions {
+  /**
+   * `host` (default): the whole file, as the connector and the CLI read it; every server needs its `command`.
+   * `edge`: what the admin API receives, which by design lacks what stays on the host (commands, args, env, cwd).
+   */
+  for?: "host" | "edge";
+}
+
 /** Parses and validates gateway.yaml text. Errors name the path of the bad key, e.g. `servers[1].timeout: ...`. */
-export function parseGatewayConfig(text: string): ConfigResult {
+export function parseGatewayConfig(text: string, options: ParseOptions = {}): ConfigResult {
   let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    // No aliases: a few KB of anchors could otherwise expand to megabytes. No pretty errors: they quote the
+    // file's lines, which can hold keys and env values.
+    raw = parseYaml(text, { maxAliasCount: 0, prettyErrors: false }) ?? {};
   } catch (error) {
-    return { ok: false, kind: "syntax", errors: [`not valid YAML: ${(error as Error).message}`] };
+    const reason = clip((error as Error).message.split("\n")[0] ?? "", 200);
+    return { ok: false, kind: "syntax", errors: [`not valid YAML: ${reason}`] };
   }
   const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) return { ok: false, kind: "invalid", errors: parsed.error.issues.map(describeIssue) };
   const errors = crossChecks(parsed.data);
+  if (options.for !== "edge") {
+    parsed.data.servers.forEach((server, i) => {
+      if (server.command === undefined) errors.unshift(`servers[${i}].command: required: the connector runs this command to start the server`);
+    });
+  }
   return errors.length > 0 ? { ok: false, kind: "invalid", errors } : { ok: true, config: parsed.data };
 }
 
@@ -205,12 +233,19 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `${path}: expected ${expected}, got ${shown(issue.input)}`;
   }
   if (issue.code === "invalid_type") {
-    return `${path}: expected ${issue.expected}, got ${issue.input === undefined ? "nothing" : shown(issue.input)}`;
+    // The type of what came, never its value: a misplaced value can be an env secret.
+    return `${path}: expected ${issue.expected}, got ${issue.input === undefined ? "nothing" : typeName(issue.input)}`;
   }
   if (issue.code === "unrecognized_keys") {
     return `${path}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
   }
   return `${path}: ${issue.message}`;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  return typeof value === "object" ? "a mapping" : `a ${typeof value}`;
 }
 
 /** A bad value as the error shows it: JSON, bounded (a file can hold a huge string). */

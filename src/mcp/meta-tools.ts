@@ -129,7 +129,7 @@ const tools: MetaTool[] = [
       name: "call",
       title: "Call a tool",
       description:
-        "Calls any tool you may use by its name as tools/list (or list_tools) shows it, with JSON arguments. Policy, limits and audit apply exactly as to a direct call.",
+        "Calls any tool you may use by its name as tools/list (or list_tools) shows it, with JSON arguments, exactly as a direct tools/call would (the same policy decides).",
       inputSchema: {
         type: "object",
         properties: {

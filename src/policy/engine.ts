@@ -28,6 +28,7 @@
  * decide are kept (nothing after the first unconditional deny, or allow). The ordered candidates of a (role set,
  * server, kind, name) are memoised in a bounded LRU map, so a repeated decision only evaluates conditions.
  */
+import { clip } from "../text.ts";
 import { compileCondition, type CompiledCondition } from "./conditions.ts";
 import { GlobTable, compileGlob, isAmbiguousName, type GlobMatcher } from "./glob.ts";
 import { EVERY_ROLE, defaultRuleId, type PolicyConfig } from "./schema.ts";
@@ -377,6 +378,4 @@ function quote(name: string): string {
   return JSON.stringify(clip(name, 200));
 }
 
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
+

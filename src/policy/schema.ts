@@ -19,9 +19,8 @@ import {
   type JsonValue,
 } from "./conditions.ts";
 import { globError } from "./glob.ts";
+import { idSchema } from "../ids.ts";
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
-const idSchema = z.string().regex(ID, "must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
 
 /** The rule id a decision names when the rule has none of its own: `reader-policy.rules[2]`. */
 export function defaultRuleId(policyId: string, index: number): string {

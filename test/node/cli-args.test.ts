@@ -170,9 +170,9 @@ describe("requestFor", () => {
     expect(requestFor({ kind: "connectors revoke", id: "edge-1" })).toEqual({ method: "DELETE", path: "/admin/v1/connectors/edge-1" });
   });
 
-  it("sends the config file's own text as application/yaml", () => {
-    const text = "# my comment\ntenant: acme\n";
-    expect(requestFor({ kind: "config apply", file: "g.yaml" }, text)).toEqual({ method: "PUT", path: "/admin/v1/config", body: { contentType: "application/yaml", text } });
+  it("sends the config's edge document as JSON", () => {
+    const text = '{"tenant":"acme"}';
+    expect(requestFor({ kind: "config apply", file: "g.yaml" }, text)).toEqual({ method: "PUT", path: "/admin/v1/config", body: { contentType: "application/json", text } });
   });
 
   it("requestUrl keeps the base path and adds ?tenant=", () => {

@@ -78,9 +78,9 @@ class FakeAdminApi {
         : [200, { tenant: "acme", consumer: "admin", keyId: "admin-key", roles: ["admin"], platformAdmin: false }];
     }
     if (isConfigPut) {
-      if (headers["content-type"] !== "application/yaml") return error(400, "bad_request", `expected application/yaml, got ${headers["content-type"]}`);
+      if (headers["content-type"] !== "application/json") return error(400, "bad_request", `expected application/json, got ${headers["content-type"]}`);
       if (body.includes("refuse-me")) return error(422, "invalid_config", "gateway.yaml failed validation", ["servers[0].id: refused by the gateway", "tenant: also refused"]);
-      const parsed = parseGatewayConfig(body);
+      const parsed = parseGatewayConfig(body, { for: "edge" });
       if (!parsed.ok) return error(422, "invalid_config", "gateway.yaml failed validation", parsed.errors);
       this.version += 1;
       const { config } = parsed;
@@ -258,18 +258,30 @@ describe("config validate", () => {
 });
 
 describe("config apply", () => {
-  it("PUTs the file's own text as application/yaml with the admin key, prints the version, never rewrites the file", async () => {
+  it("PUTs the file's edge document (no server command, args, env; keys as digests) with the admin key, prints the version, never rewrites the file", async () => {
     const file = join(dir, "g.yaml");
-    writeFileSync(file, VALID);
+    const plaintext = "gw_plaintext_key_in_the_seed_form_0123";
+    const withSecrets = VALID.replace("{ id: everything, command: node }", "{ id: everything, command: /opt/bin/crm, args: [--token, arg-secret], env: { TOKEN: env-secret }, cwd: /srv/crm }").replace(
+      "auth:\n  keys:\n",
+      `auth:\n  keys:\n    - { id: k0, key: ${plaintext}, name: "Seed", consumerId: agent-0, roles: [reader] }\n`,
+    );
+    writeFileSync(file, withSecrets);
     const result = await cli(["config", "apply", file], env);
     expect(result).toEqual({ code: 0, stdout: `applied ${file} to tenant acme: version 3\n`, stderr: "" });
     expect(api.requests).toHaveLength(1);
     const request = api.requests[0]!;
-    expect(request).toMatchObject({ method: "PUT", path: "/admin/v1/config", body: VALID });
-    expect(request.headers["content-type"]).toBe("application/yaml");
+    expect(request).toMatchObject({ method: "PUT", path: "/admin/v1/config" });
+    for (const secret of [plaintext, "/opt/bin/crm", "arg-secret", "env-secret", "TOKEN", "/srv/crm"]) expect(request.body).not.toContain(secret);
+    const sent = JSON.parse(request.body);
+    expect(sent.servers).toEqual([{ id: "everything", enabled: true, timeout: 60_000 }]);
+    expect(sent.auth.keys.map((k: { id: string; keyHash: string }) => [k.id, k.keyHash])).toEqual([
+      ["k0", await sha256Hex(plaintext)],
+      ["k1", "a".repeat(64)],
+    ]);
+    expect(request.headers["content-type"]).toBe("application/json");
     expect(request.headers.authorization).toBe(`Bearer ${TENANT_ADMIN}`);
     expect(request.query.has("tenant")).toBe(false);
-    expect(readFileSync(file, "utf8")).toBe(VALID);
+    expect(readFileSync(file, "utf8")).toBe(withSecrets);
   });
 
   it("--json prints the gateway's answer", async () => {
@@ -287,7 +299,7 @@ describe("config apply", () => {
   });
 
   it("the gateway's invalid_config details are printed after the file's name, exit 1", async () => {
-    writeFileSync(join(dir, "g.yaml"), VALID.replace("# my comment", "# refuse-me"));
+    writeFileSync(join(dir, "g.yaml"), VALID.replace("{ id: everything, command: node }", "{ id: everything, name: refuse-me, command: node }"));
     const result = await cli(["config", "apply", "g.yaml"], env, dir);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe("");

@@ -201,7 +201,7 @@ describe("parseGatewayConfig: references between sections", () => {
       file(policy("{ tool: x, action: allow }") + policy("{ tool: y, action: permit }", "[reader]", "q")),
       'policies[1].rules[0].action: expected "allow" | "deny", got "permit"',
     ],
-    ["a wrong type", file(policy("{ tool: x, action: allow }", "reader")), "policies[0].roles: expected array, got \"reader\""],
+    ["a wrong type", file(policy("{ tool: x, action: allow }", "reader")), "policies[0].roles: expected array, got a string"],
     ["an unknown key", file(policy("{ tool: x, action: allow, when: now }")), 'policies[0].rules[0]: unknown key "when"'],
     ["a duplicate policy id", file(policy("{ action: allow }") + policy("{ action: deny }")), 'policies[1].id: "p" is already used by policies[0]'],
     [
@@ -228,5 +228,43 @@ describe("parseGatewayConfig: references between sections", () => {
     const result = errors(parseGatewayConfig("auth:\n  keys:\n    - { id: k, key: 12345678901234567890, name: K, consumerId: c }\n"));
     expect(result.join("\n")).not.toContain("12345678901234567890");
     expect(result[0]).toMatch(/^auth\.keys\[0\]\.key: /);
+  });
+});
+
+describe("parseGatewayConfig: what an error may say", () => {
+  it("never quotes the file in a YAML syntax error (a line can hold a key)", () => {
+    const result = errors(parseGatewayConfig('auth:\n  keys:\n    - { id: k, key: "gw_supersecret_value_123, name: K }\n'));
+    expect(result[0]).toMatch(/^not valid YAML: /);
+    expect(result.join("\n")).not.toContain("supersecret");
+  });
+
+  it("never echoes a mistyped env value", () => {
+    const result = errors(parseGatewayConfig(servers("{ id: a, command: a, env: { TOKEN: 1234567890123 } }")));
+    expect(result).toEqual(["servers[0].env.TOKEN: expected string, got a number"]);
+  });
+
+  it("refuses YAML aliases, which could expand a small file into megabytes", () => {
+    const yaml = `x: &a [1, 2, 3]\nservers:\n  - { id: s, command: *a }\n`;
+    expect(errors(parseGatewayConfig(yaml))[0]).toMatch(/^not valid YAML: /);
+  });
+
+  it("needs every server's command on the host, not on the edge, which never receives it", () => {
+    const yaml = servers("{ id: crm, name: CRM }");
+    expect(errors(parseGatewayConfig(yaml))).toEqual(["servers[0].command: required: the connector runs this command to start the server"]);
+    expect(ok(parseGatewayConfig(yaml, { for: "edge" })).servers[0]).toMatchObject({ id: "crm", name: "CRM" });
+  });
+});
+
+describe("edgeDocument", () => {
+  it("is the file without what stays on the host, keys as digests, and the edge reads it back as the same config", async () => {
+    const { edgeDocument, publishConfig } = await import("../../src/config/publish.ts");
+    const { sha256Hex } = await import("../../src/auth/secrets.ts");
+    const config = ok(parseGatewayConfig(SEED_YAML.replace('      - tool: "*"\n        action: deny\n', "").replace("roles: [reader, writer]", "roles: [reader]")));
+    const document = await edgeDocument(config);
+    const text = JSON.stringify(document);
+    for (const secret of ["gw_your_key_here_0123456789", "STRIPE_SECRET_KEY", "./mcp-stripe/dist/index.js", '"command"']) expect(text).not.toContain(secret);
+    expect(text).toContain(await sha256Hex("gw_your_key_here_0123456789"));
+    const back = ok(parseGatewayConfig(text, { for: "edge" }));
+    expect(publishConfig(back)).toEqual(publishConfig(config));
   });
 });

@@ -105,7 +105,7 @@ describe("an invalid file is refused with 422 naming each path, and changes noth
     {
       label: "a server timeout of the wrong type",
       change: (t) => t.file({ servers: [{ id: "crm", command: "node", timeout: "soon" }] }),
-      detail: 'servers[0].timeout: expected number, got "soon"',
+      detail: "servers[0].timeout: expected number, got a string",
     },
   ];
 
