@@ -7,7 +7,7 @@ import { OpenAPIHono, createRoute, type RouteConfig, z } from "@hono/zod-openapi
 import { bodyLimit } from "hono/body-limit";
 import { database } from "../db/client.ts";
 import { adminTenant, requireAdmin, type AdminContext } from "./auth.ts";
-import { appliedConfig, applyConfig, grantedRoles, validatedConfig } from "./config.ts";
+import { appliedConfig, appliedPolicies, applyConfig, validatedConfig } from "./config.ts";
 import { createConnector, listConnectors, revokeConnector } from "./connectors.ts";
 import { AdminError } from "./errors.ts";
 import { createKey, listKeys, revokeKey, rotateKey } from "./keys.ts";
@@ -159,7 +159,7 @@ export function adminApp(): OpenAPIHono<AdminContext> {
   app.openapi(routes.createKey, async (c) => {
     const tenant = adminTenant(c.get("admin"));
     const db = database(c.env.DB);
-    return c.json(await createKey(db, tenant, c.req.valid("json"), await grantedRoles(db, tenant)), 201);
+    return c.json(await createKey(db, tenant, c.req.valid("json"), await appliedPolicies(db, tenant)), 201);
   });
 
   app.openapi(routes.revokeKey, async (c) => c.json(await revokeKey(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200));

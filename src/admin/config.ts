@@ -80,8 +80,8 @@ export async function appliedConfig(db: Database, tenant: string) {
   };
 }
 
-/** The roles the tenant's applied policies grant (read fresh: a key is being created against them). */
-export async function grantedRoles(db: Database, tenant: string): Promise<Set<string>> {
+/** The tenant's applied policies, read fresh (a key is being created against them). */
+export async function appliedPolicies(db: Database, tenant: string) {
   const row = await db.select({ config: tenants.config }).from(tenants).where(eq(tenants.id, tenant)).get();
-  return new Set((row?.config?.policies ?? []).flatMap((p) => p.roles));
+  return row?.config?.policies ?? [];
 }

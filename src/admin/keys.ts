@@ -5,7 +5,7 @@
  */
 import { and, eq } from "drizzle-orm";
 import { API_KEY_PREFIX, generateSecret, sha256Hex } from "../auth/secrets.ts";
-import { ADMIN_ROLE } from "../config/schema.ts";
+import { ungrantedRoles } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import { apiKeys, consumers, tenants } from "../db/schema.ts";
 import { AdminError, insertOnce } from "./errors.ts";
@@ -39,9 +39,9 @@ export interface NewKey {
   id?: string | undefined;
 }
 
-/** Creates a key; `grantedRoles` are the roles the tenant's policies grant (an unknown role is refused). */
-export async function createKey(db: Database, tenant: string, request: NewKey, grantedRoles: ReadonlySet<string>) {
-  const unknown = request.roles.filter((r) => r !== ADMIN_ROLE && !grantedRoles.has(r) && !grantedRoles.has("*"));
+/** Creates a key; a role none of the tenant's applied `policies` grants is refused, as in gateway.yaml. */
+export async function createKey(db: Database, tenant: string, request: NewKey, policies: readonly { roles: readonly string[] }[]) {
+  const unknown = ungrantedRoles(request.roles, policies);
   if (unknown.length > 0) {
     throw new AdminError("bad_request", `No policy of this tenant grants the role${unknown.length > 1 ? "s" : ""} ${unknown.map((r) => `"${r}"`).join(", ")}; apply a config that does first`);
   }

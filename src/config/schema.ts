@@ -194,12 +194,10 @@ function policyChecks(config: GatewayConfig): string[] {
   const declared = new Set([GATEWAY_SERVER_ID, ...config.servers.map((s) => s.id)]);
   const policyIds = new Map<string, number>();
   const ruleIds = new Map<string, string>();
-  const granted = new Set<string>([ADMIN_ROLE]);
   config.policies.forEach((policy, p) => {
     const same = policyIds.get(policy.id);
     if (same !== undefined) errors.push(`policies[${p}].id: "${policy.id}" is already used by policies[${same}]`);
     policyIds.set(policy.id, p);
-    for (const role of policy.roles) granted.add(role);
     errors.push(...deadAllows(policy, `policies[${p}]`));
     policy.rules.forEach((rule, r) => {
       const path = `policies[${p}].rules[${r}]`;
@@ -212,15 +210,21 @@ function policyChecks(config: GatewayConfig): string[] {
       }
     });
   });
-  if (granted.has("*")) return errors;
+  const known = [...new Set([ADMIN_ROLE, ...config.policies.flatMap((p) => p.roles)])].join(", ");
   config.auth.keys.forEach((key, k) => {
+    const ungranted = new Set(ungrantedRoles(key.roles, config.policies));
     key.roles.forEach((role, r) => {
-      if (!granted.has(role)) {
-        errors.push(`auth.keys[${k}].roles[${r}]: no policy grants the role "${role}" (roles in policies: ${[...granted].join(", ")})`);
-      }
+      if (ungranted.has(role)) errors.push(`auth.keys[${k}].roles[${r}]: no policy grants the role "${role}" (roles in policies: ${known})`);
     });
   });
   return errors;
+}
+
+/** The roles no policy grants (`admin` needs none; a policy for "*" grants every role): a key holding one is an error. */
+export function ungrantedRoles(roles: readonly string[], policies: readonly { roles: readonly string[] }[]): string[] {
+  const granted = new Set(policies.flatMap((p) => p.roles));
+  if (granted.has("*")) return [];
+  return roles.filter((role) => role !== ADMIN_ROLE && !granted.has(role));
 }
 
 /** `policies[2].rules[0].action: expected "allow" | "deny", got "permit"`: the path, what was expected, what came. */

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { GATEWAY_SERVER_ID } from "../config/schema.ts";
 import type { CompiledPolicies, PolicyPrincipal } from "../policy/engine.ts";
 import type { AggregatedCatalog, CatalogServer } from "./catalog.ts";
-import { serverVisible, visibleCatalog } from "./visibility.ts";
+import { serverVisible, usableCounts, visibleCatalog } from "./visibility.ts";
 
 /** What a meta-tool handler needs: the caller's view and, for `call`, the regular tools/call path. */
 export interface MetaToolContext {
@@ -52,18 +52,7 @@ function answer(value: Record<string, unknown>): MetaToolResult {
 }
 
 function describeServer(server: CatalogServer, ctx: MetaToolContext) {
-  const mine = (kind: "tool" | "prompt" | "resource", name: string) => ctx.policies.visible(ctx.principal, { server: server.id, kind, name });
-  return {
-    id: server.id,
-    name: server.name,
-    status: server.status,
-    available: server.available,
-    tools: server.catalog.tools.filter((t) => mine("tool", t.name)).length,
-    prompts: server.catalog.prompts.filter((p) => mine("prompt", p.name)).length,
-    resources:
-      server.catalog.resources.filter((r) => mine("resource", r.uri)).length +
-      server.catalog.resourceTemplates.filter((t) => mine("resource", t.uriTemplate)).length,
-  };
+  return { id: server.id, name: server.name, status: server.status, available: server.available, ...usableCounts(server, ctx.principal, ctx.policies) };
 }
 
 const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };

@@ -43,12 +43,17 @@ export function visibleCatalog(catalog: AggregatedCatalog, principal: PolicyPrin
  * stays visible to those who use it): a server the caller may use nothing of does not exist for that caller.
  */
 export function serverVisible(server: CatalogServer, principal: PolicyPrincipal, policies: CompiledPolicies): boolean {
+  const usable = usableCounts(server, principal, policies);
+  return usable.tools + usable.prompts + usable.resources > 0;
+}
+
+/** How many of a server's tools, prompts and resources (listed resources and templates) the caller may use. */
+export function usableCounts(server: CatalogServer, principal: PolicyPrincipal, policies: CompiledPolicies) {
   const may = (kind: PolicySubject["kind"], name: string) => policies.visible(principal, { server: server.id, kind, name });
   const { tools, prompts, resources, resourceTemplates } = server.catalog;
-  return (
-    tools.some((t) => may("tool", t.name)) ||
-    prompts.some((p) => may("prompt", p.name)) ||
-    resources.some((r) => may("resource", r.uri)) ||
-    resourceTemplates.some((t) => may("resource", t.uriTemplate))
-  );
+  return {
+    tools: tools.filter((t) => may("tool", t.name)).length,
+    prompts: prompts.filter((p) => may("prompt", p.name)).length,
+    resources: resources.filter((r) => may("resource", r.uri)).length + resourceTemplates.filter((t) => may("resource", t.uriTemplate)).length,
+  };
 }
