@@ -3,8 +3,8 @@
  * API keys true in D1 (the deployed database with --remote, else the local one) and register a connector with a
  * freshly generated token, which is printed once and stored only as its SHA-256 digest.
  *
- * The stand-in for `mcp-gateway config apply` and the admin API until they land: it writes the same rows, through
- * wrangler, with the same seeding statements `npm start` uses.
+ * Bootstraps a tenant before anyone holds an admin key (afterwards: `mcp-gateway config apply` and the admin API):
+ * it applies the file with the admin API's own statements (src/config/apply.ts), through wrangler.
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";

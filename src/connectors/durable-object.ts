@@ -108,6 +108,11 @@ export class ConnectorDurableObject extends DurableObject<Env> {
       log({ event: "connector.identity_mismatch", tenant, connector }, "error");
       return new Response("this object serves another connector", { status: 403 });
     }
+    // A socket authenticated just before its token was revoked must not attach after the revocation closed the rest.
+    if (this.ctx.storage.kv.get("revoked")) {
+      log({ event: "connector.refused", tenant, connector, reason: "revoked", status: 401 }, "warn");
+      return new Response("this connector's token was revoked", { status: 401 });
+    }
     if (!known) this.ctx.storage.kv.put("identity", { tenant, connector } satisfies Identity);
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
@@ -184,6 +189,8 @@ export class ConnectorDurableObject extends DurableObject<Env> {
    * its calls fail at once and its servers are marked disconnected. Returns how many links were closed.
    */
   async revoke(): Promise<number> {
+    // Remembered for good: a connector id is never re-issued (creating one that exists is a conflict).
+    this.ctx.storage.kv.put("revoked", true);
     const sockets = this.ctx.getWebSockets();
     for (const socket of sockets) {
       this.send(socket, { type: "error", code: LinkErrorCode.Revoked, message: "this connector's token was revoked by an administrator" });
