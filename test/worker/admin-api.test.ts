@@ -6,6 +6,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { connectorObjectName } from "../../src/connectors/connector-api.ts";
+import { CONNECTOR_IDENTITY_HEADERS } from "../../src/connectors/durable-object.ts";
 import {
   adminCall,
   answerNextRpc,
@@ -487,5 +489,23 @@ describe("what D1 keeps", () => {
     for (const value of issued) expect(dump.includes(value), value.slice(0, 6)).toBe(false);
     const digest = await env.DB.prepare("SELECT key_hash FROM api_keys WHERE tenant_id = ? AND id = ?").bind(t.tenant, created.body.id).first("key_hash");
     expect(digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("a revoked connector's Durable Object", () => {
+  it("refuses every later socket, even one the Worker authenticated just before the revocation", async () => {
+    const { tenant } = await seedTenant();
+    const stub = env.CONNECTOR.getByName(connectorObjectName(tenant, "local"));
+    const attach = () =>
+      stub.fetch(
+        new Request("https://gateway.test/connect", {
+          headers: { upgrade: "websocket", [CONNECTOR_IDENTITY_HEADERS.tenant]: tenant, [CONNECTOR_IDENTITY_HEADERS.connector]: "local" },
+        }),
+      );
+    const before = await attach();
+    expect(before.status).toBe(101);
+    before.webSocket?.accept();
+    expect(await stub.revoke()).toBe(1);
+    expect((await attach()).status).toBe(401);
   });
 });
