@@ -64,7 +64,12 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
 
   const view = async () => {
     const [catalog, policies] = await Promise.all([backend.catalog(), backend.policies()]);
-    return { catalog, policies, visible: visibleCatalog(catalog, principal, policies) };
+    return { catalog, policies };
+  };
+  /** The listings: filtered only where a list is asked for, so a call pays for one decision, not one per item. */
+  const listed = async () => {
+    const { catalog, policies } = await view();
+    return { policies, visible: visibleCatalog(catalog, principal, policies) };
   };
 
   /** Refuses unless policy allows; the error names the rule that decided. */
@@ -105,7 +110,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   };
 
   server.setRequestHandler("tools/list", async (request) => {
-    const { policies, visible } = await view();
+    const { policies, visible } = await listed();
     // The gateway's tools first; the catalog never routes their names to an upstream (see GATEWAY_TOOL_NAMES).
     const own = visibleMetaTools(principal, policies);
     return listPage("tools", [...own, ...visible.tools.map((t) => t.definition)], request.params?.cursor);
@@ -114,7 +119,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   server.setRequestHandler("tools/call", async (request, ctx) => callTool(request.params as Params & { name: string }, ctx) as never);
 
   server.setRequestHandler("prompts/list", async (request) =>
-    listPage("prompts", (await view()).visible.prompts.map((p) => p.definition), request.params?.cursor),
+    listPage("prompts", (await listed()).visible.prompts.map((p) => p.definition), request.params?.cursor),
   );
 
   server.setRequestHandler("prompts/get", async (request, ctx) => {
@@ -127,11 +132,11 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   });
 
   server.setRequestHandler("resources/list", async (request) =>
-    listPage("resources", (await view()).visible.resources.map((r) => r.definition), request.params?.cursor),
+    listPage("resources", (await listed()).visible.resources.map((r) => r.definition), request.params?.cursor),
   );
 
   server.setRequestHandler("resources/templates/list", async (request) =>
-    listPage("resourceTemplates", (await view()).visible.resourceTemplates.map((t) => t.definition), request.params?.cursor),
+    listPage("resourceTemplates", (await listed()).visible.resourceTemplates.map((t) => t.definition), request.params?.cursor),
   );
 
   server.setRequestHandler("resources/read", async (request, ctx) => {
