@@ -15,6 +15,8 @@ import { fileURLToPath } from "node:url";
 /** One line per benchmark module. */
 const BENCHMARKS: (() => Promise<{ default: Benchmark }>)[] = [
   () => import("./policy.ts"),
+  () => import("./redact-detectors.ts"),
+  () => import("./redact-engine.ts"),
 ];
 
 export interface Benchmark {

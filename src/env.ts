@@ -15,4 +15,9 @@ export interface Env {
    * /admin/v1. Unset = no platform admin (tenant admin keys only). The token itself is stored nowhere.
    */
   ADMIN_TOKEN_SHA256?: string;
+  /**
+   * Secret: the key of the `hash` redaction action (HMAC-SHA256, a per-tenant key derived from it). Unset = a
+   * `hash` action masks instead.
+   */
+  REDACTION_HMAC_KEY?: string;
 }

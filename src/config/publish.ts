@@ -28,6 +28,7 @@ export interface PublishedConfig {
   metering?: GatewayConfig["metering"];
   rateLimit?: GatewayConfig["rateLimit"];
   ipFilter?: GatewayConfig["ipFilter"];
+  redaction?: GatewayConfig["redaction"];
 }
 
 export function publishConfig(config: GatewayConfig): PublishedConfig {
@@ -41,6 +42,7 @@ export function publishConfig(config: GatewayConfig): PublishedConfig {
     ...(config.metering ? { metering: config.metering } : {}),
     ...(config.rateLimit ? { rateLimit: config.rateLimit } : {}),
     ...(config.ipFilter ? { ipFilter: config.ipFilter } : {}),
+    ...(config.redaction ? { redaction: config.redaction } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import { EDGE_CALL_DEADLINE_MS, GATEWAY_SERVER_ID, serverIdSchema } from "../lin
 import { exposedPrefix } from "../mcp/namespacing.ts";
 import { isGlobPattern } from "../policy/glob.ts";
 import { defaultRuleId, policySchema } from "../policy/schema.ts";
+import { redactionSchema } from "../redact/schema.ts";
 
 export { GATEWAY_SERVER_ID };
 
@@ -111,6 +112,8 @@ export const gatewayConfigSchema = z.strictObject({
       deny: z.array(z.string()).default([]),
     })
     .optional(),
+  /** Personal data and secrets rewritten in requests, responses and the audit copy (src/redact/schema.ts). */
+  redaction: redactionSchema.optional(),
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 

@@ -9,6 +9,7 @@ import type { Database } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
 import { compilePolicies, type CompiledPolicies } from "../policy/engine.ts";
 import type { PolicyConfig } from "../policy/schema.ts";
+import { compileRedaction, type CompiledRedaction } from "../redact/engine.ts";
 import type { PublishedConfig } from "./publish.ts";
 import { GATEWAY_TOOL_NAMES } from "../mcp/namespacing.ts";
 import { GATEWAY_SERVER_ID } from "./schema.ts";
@@ -31,6 +32,8 @@ export interface TenantConfig {
   policies: CompiledPolicies;
   /** Servers the applied file declares with `enabled: false`: hidden and refused whatever their connector says. */
   disabledServers: ReadonlySet<string>;
+  /** The file's redaction rules (plus the audit baseline every tenant has). */
+  redaction: CompiledRedaction;
 }
 
 const MAX_TENANTS = 500;
@@ -63,6 +66,7 @@ export function compileTenantConfig(version: number, published: PublishedConfig 
     published,
     policies: compilePolicies([...(published?.policies ?? []), GATEWAY_BUILTIN_POLICY]),
     disabledServers: new Set((published?.servers ?? []).filter((s) => !s.enabled).map((s) => s.id)),
+    redaction: compileRedaction(published?.redaction),
   };
 }
 

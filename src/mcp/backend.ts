@@ -13,6 +13,7 @@ import type { Env } from "../env.ts";
 import { UpstreamErrorCode } from "../link/errors.ts";
 import { log } from "../log.ts";
 import { tenantConfig, type TenantConfig } from "../config/tenant-config.ts";
+import { tenantHasher } from "../redact/hash.ts";
 import { tenantCatalog, type TenantCatalog } from "./catalog-cache.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
 
@@ -34,6 +35,8 @@ export function workerBackend(env: Env, db: Database, principal: Principal, wait
   return {
     catalog: async () => (await load()).catalog,
     policies: async () => (await loadConfig()).policies,
+    redaction: async () => (await loadConfig()).redaction,
+    hasher: tenantHasher(env.REDACTION_HMAC_KEY, principal.tenant),
     async relay(serverId, request, onNotification, signal) {
       const connector = (await load()).connectorOf.get(serverId);
       if (!connector) {

@@ -16,6 +16,16 @@ import { GATEWAY_SERVER_ID } from "../config/schema.ts";
 import type { CompiledPolicies, PolicyPrincipal, PolicySubject } from "../policy/engine.ts";
 import { metaSubject, metaTool, MetaToolInputError, visibleMetaTools } from "./meta-tools.ts";
 import { promptSubject, resourceSubject, serverVisible, toolSubject, visibleCatalog } from "./visibility.ts";
+import {
+  redactArguments,
+  redactJson,
+  redactResult,
+  redactText,
+  type CompiledRedaction,
+  type Hasher,
+  type RedactionPlan,
+  type RedactionTarget,
+} from "../redact/engine.ts";
 import { clip } from "../text.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
@@ -27,6 +37,10 @@ export interface GatewayBackend {
   catalog(): Promise<AggregatedCatalog>;
   /** The tenant's compiled policies (the applied config's, plus the gateway's built-in rule). */
   policies(): Promise<CompiledPolicies>;
+  /** The tenant's compiled redaction rules. */
+  redaction(): Promise<CompiledRedaction>;
+  /** The tenant's keyed hash for the `hash` redaction action. */
+  hasher: Hasher;
   /**
    * Relays one request to a server; notifications the upstream sends meanwhile go to `onNotification`. When
    * `signal` aborts (the agent disconnected) the upstream request is cancelled.
@@ -65,6 +79,11 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   const view = async () => {
     const [catalog, policies] = await Promise.all([backend.catalog(), backend.policies()]);
     return { catalog, policies };
+  };
+  /** What redaction does to one call of one item, each way. */
+  const redactionFor = async (target: RedactionTarget): Promise<CallRedaction> => {
+    const compiled = await backend.redaction();
+    return { request: compiled.plan("request", target), response: compiled.plan("response", target), hasher: backend.hasher };
   };
   /** The listings: filtered only where a list is asked for, so a call pays for one decision, not one per item. */
   const listed = async () => {
@@ -106,7 +125,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     const route = routeOf(catalog, "tool", params.name, mayUseServer(policies));
     authorize(policies, toolSubject(route), params.arguments);
     assertAvailable(catalog, route.serverId);
-    return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx);
+    const redaction = await redactionFor({ server: route.serverId, name: route.upstreamName });
+    return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx, redaction);
   };
 
   server.setRequestHandler("tools/list", async (request) => {
@@ -128,7 +148,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     const route = routeOf(catalog, "prompt", params.name, mayUseServer(policies));
     authorize(policies, promptSubject(route), params.arguments);
     assertAvailable(catalog, route.serverId);
-    return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx) as never;
+    const redaction = await redactionFor({ server: route.serverId, name: route.upstreamName });
+    return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx, redaction) as never;
   });
 
   server.setRequestHandler("resources/list", async (request) =>
@@ -150,7 +171,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     authorize(policies, resourceSubject(target.serverId, params.uri));
     if (target.uriTemplate !== undefined) authorize(policies, resourceSubject(target.serverId, target.uriTemplate));
     assertAvailable(catalog, target.serverId);
-    return relay(backend, target.serverId, "resources/read", params, ctx) as never;
+    const redaction = await redactionFor({ server: target.serverId, name: params.uri });
+    return relay(backend, target.serverId, "resources/read", params, ctx, redaction) as never;
   });
 
   server.setRequestHandler("completion/complete", async (request, ctx) => {
@@ -167,7 +189,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       // for them, or completion would list values (say, other customers' ids) the caller may not use.
       authorize(policies, promptSubject(route), completionArguments(params));
       assertAvailable(catalog, route.serverId);
-      return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx) as never;
+      const redaction = await redactionFor({ server: route.serverId, name: route.upstreamName });
+      return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx, redaction) as never;
     }
     if (ref.type === "ref/resource" && typeof ref.uri === "string") {
       const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
@@ -176,7 +199,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       }
       authorize(policies, resourceSubject(serverId, ref.uri));
       assertAvailable(catalog, serverId);
-      return relay(backend, serverId, "completion/complete", params, ctx) as never;
+      const redaction = await redactionFor({ server: serverId, name: ref.uri });
+      return relay(backend, serverId, "completion/complete", params, ctx, redaction) as never;
     }
     throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${echo(String(ref.type))}"`);
   });
@@ -207,20 +231,51 @@ function listPage(key: string, items: readonly unknown[], cursor: unknown): neve
  * Forwards one request and maps the outcome back: the result as the upstream sent it, or its JSON-RPC error with
  * code and message intact. Progress is re-addressed to the agent's own progress token; without one it is dropped.
  */
-async function relay(backend: GatewayBackend, serverId: string, method: string, params: Params, ctx: ServerContext): Promise<Params> {
+async function relay(backend: GatewayBackend, serverId: string, method: string, params: Params, ctx: ServerContext, redaction: CallRedaction): Promise<Params> {
   const progressToken = ctx.mcpReq._meta?.progressToken;
+  const { request: before, response: after, hasher } = redaction;
   // Returns the send's promise so the relay can deliver the result only after every notification went out.
   const onNotification = async (notification: RelayedNotification): Promise<void> => {
     if (notification.method === "notifications/progress") {
       if (progressToken === undefined) return;
-      await ctx.mcpReq.notify({ method: notification.method, params: { ...notification.params, progressToken } } as never);
+      const progress: Params = { ...notification.params, progressToken };
+      if (after && typeof progress.message === "string") progress.message = redactText(after, progress.message, hasher).value;
+      await ctx.mcpReq.notify({ method: notification.method, params: progress } as never);
     } else if (notification.method === "notifications/message") {
-      await ctx.mcpReq.notify(notification as never);
+      const message = after ? { ...notification, params: redactJson(after, notification.params, hasher).value } : notification;
+      await ctx.mcpReq.notify(message as never);
     }
   };
-  const outcome = await backend.relay(serverId, { method, params: upstreamParams(params) }, onNotification, ctx.mcpReq.signal);
-  if (!outcome.ok) throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
-  return outcome.result;
+  const sent = before ? redactRequest(before, method, params, hasher) : params;
+  const outcome = await backend.relay(serverId, { method, params: upstreamParams(sent) }, onNotification, ctx.mcpReq.signal);
+  if (!outcome.ok) {
+    const { code, message, data } = outcome.error;
+    if (!after) throw new ProtocolError(code, message, data);
+    throw new ProtocolError(code, redactText(after, message, hasher).value, data === undefined ? undefined : redactJson(after, data, hasher).value);
+  }
+  return after ? redactResult(after, method, outcome.result, hasher).value : outcome.result;
+}
+
+/** The redaction of one call: a plan each way (undefined = nothing to do) and the tenant's keyed hash. */
+interface CallRedaction {
+  request: RedactionPlan | undefined;
+  response: RedactionPlan | undefined;
+  hasher: Hasher;
+}
+
+/** A request's arguments rewritten for the upstream; its name or URI never (it routes the call). */
+function redactRequest(plan: RedactionPlan, method: string, params: Params, hasher: Hasher): Params {
+  if (method === "completion/complete") {
+    const argument = params.argument as Params | undefined;
+    const context = params.context as Params | undefined;
+    return {
+      ...params,
+      ...(argument && typeof argument.value === "string" ? { argument: { ...argument, value: redactText(plan, argument.value, hasher).value } } : {}),
+      ...(context?.arguments !== undefined ? { context: { ...context, arguments: redactJson(plan, context.arguments, hasher).value } } : {}),
+    };
+  }
+  if (params.arguments === undefined) return params;
+  return { ...params, arguments: redactArguments(plan, params.arguments, hasher).value };
 }
 
 /**

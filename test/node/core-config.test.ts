@@ -268,3 +268,25 @@ describe("edgeDocument", () => {
     expect(publishConfig(back)).toEqual(publishConfig(config));
   });
 });
+
+describe("parseGatewayConfig: redaction", () => {
+  it.each([
+    ["an unknown detector", "redaction:\n  rules:\n    - { detectors: [passport] }\n", /^redaction\.rules\[0\]\.detectors\[0\]: expected "ssn" \| "card" \| "email" \| "phone" \| "iban" \| "ip" \| "secret", got "passport"$/],
+    ["an unknown action", "redaction:\n  rules:\n    - { detectors: [ssn], action: blur }\n", /^redaction\.rules\[0\]\.action: expected "mask" \| "partial" \| "hash" \| "drop", got "blur"$/],
+    ["a bad field path", "redaction:\n  rules:\n    - { fields: [{ path: 'a..b', action: mask }] }\n", /^redaction\.rules\[0\]\.fields\[0\]\.path: /],
+    ["a bad direction", "redaction:\n  rules:\n    - { directions: [inbound] }\n", /^redaction\.rules\[0\]\.directions\[0\]: expected "request" \| "response" \| "audit"/],
+  ])("refuses %s, naming the path", (_, yaml, expected) => {
+    expect(errors(parseGatewayConfig(yaml))[0]).toMatch(expected);
+  });
+
+  it("defaults a rule to every direction, mask, and binaries passed through", () => {
+    expect(ok(parseGatewayConfig("redaction:\n  rules:\n    - { detectors: [ssn] }\n")).redaction?.rules[0]).toEqual({
+      directions: ["request", "response", "audit"],
+      detectors: ["ssn"],
+      action: "mask",
+      actions: {},
+      fields: [],
+      binary: "pass",
+    });
+  });
+});
