@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../../src/auth/secrets.ts";
 import { gatewayConfigSchema } from "../../src/config/schema.ts";
-import { applyMigrations, PROJECT_ROOT, seedDatabase } from "../../scripts/local-gateway.ts";
+import { applyMigrations, PROJECT_ROOT, seedDatabase, wrangler } from "../../scripts/local-gateway.ts";
 
 export const EVERYTHING_SERVER = {
   id: "everything",
@@ -36,6 +36,8 @@ export interface Stack {
   apiKey: string;
   /** A key with the admin role of the tenant (/admin/v1, the mcp-gateway CLI). */
   adminKey: string;
+  /** Rows of a query against the stack's local D1 (read while the Worker runs). */
+  query(sql: string): Promise<Record<string, unknown>[]>;
   /** The connector process, restartable. */
   connector: ConnectorProcess;
   dispose(): Promise<void>;
@@ -131,6 +133,11 @@ export async function startStack(serversFor: (dir: string) => Record<string, unk
     mcpUrl: new URL("/mcp", url),
     apiKey,
     adminKey,
+    async query(sql) {
+      const output = await wrangler(["d1", "execute", "DB", "--local", "--persist-to", persist, "--json", "--command", sql]);
+      // wrangler may print a line before the JSON.
+      return (JSON.parse(output.slice(output.indexOf("["))) as { results: Record<string, unknown>[] }[]).flatMap((r) => r.results);
+    },
     connector,
     async dispose() {
       await connector.stop();
