@@ -22,7 +22,7 @@ let counter = 0;
 export const ALLOW_ALL = [{ id: "allow-all", roles: ["reader"], rules: [{ action: "allow" }] }];
 
 export async function seedTenant(
-  options: { keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[] }[]; policies?: unknown[]; servers?: unknown[] } = {},
+  options: { keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[] }[]; policies?: unknown[]; servers?: unknown[]; redaction?: unknown } = {},
 ) {
   const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
   const apiKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
@@ -33,6 +33,7 @@ export async function seedTenant(
     auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })) },
     policies: options.policies ?? ALLOW_ALL,
     servers: options.servers ?? [],
+    ...(options.redaction ? { redaction: options.redaction } : {}),
   });
   const sql = await seedStatements(config, { id: "local", name: "local", tokenHash: await sha256Hex(connectorToken) });
   for (const statement of sql.trim().split("\n")) await env.DB.prepare(statement).run();
