@@ -130,10 +130,11 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   };
 
   server.setRequestHandler("tools/list", async (request) => {
-    const { policies, visible } = await listed();
+    const [{ policies, visible }, redaction] = await Promise.all([listed(), backend.redaction()]);
     // The gateway's tools first; the catalog never routes their names to an upstream (see GATEWAY_TOOL_NAMES).
     const own = visibleMetaTools(principal, policies);
-    return listPage("tools", [...own, ...visible.tools.map((t) => t.definition)], request.params?.cursor);
+    const upstream = visible.tools.map((t) => withoutOutputSchemaIfRedacted(t.definition, redaction.plan("response", { server: t.serverId, name: t.upstreamName })));
+    return listPage("tools", [...own, ...upstream], request.params?.cursor);
   });
 
   server.setRequestHandler("tools/call", async (request, ctx) => callTool(request.params as Params & { name: string }, ctx) as never);
@@ -206,6 +207,16 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   });
 
   return server;
+}
+
+/**
+ * A tool whose results redaction may rewrite is listed without its `outputSchema`: a masked or dropped field would
+ * no longer match it, and clients that validate structured content against it would reject the whole result.
+ */
+function withoutOutputSchemaIfRedacted(definition: Record<string, unknown>, plan: RedactionPlan | undefined): Record<string, unknown> {
+  if (!plan || definition.outputSchema === undefined) return definition;
+  const { outputSchema: _dropped, ...rest } = definition;
+  return rest;
 }
 
 function describeSubject(subject: PolicySubject): string {

@@ -68,3 +68,21 @@ describe("redaction at the edge", () => {
     }
   });
 });
+
+describe("tools whose results may be redacted", () => {
+  it("are listed without their outputSchema (a masked field would fail a client's validation), others keep it", async () => {
+    const outputSchema = { type: "object", properties: { ssn: { type: "number" } }, required: ["ssn"] };
+    const server = (id: string) => {
+      const report = echoServer(id);
+      report.catalog.tools = [{ name: "lookup", inputSchema: { type: "object" }, outputSchema }];
+      return report;
+    };
+    const seeded = await seedTenant({ policies: ALLOW_ALL, redaction: { rules: [{ servers: ["ehr"], directions: ["response"], detectors: ["ssn"] }] } });
+    const connector = await FakeConnector.connect(seeded.connectorToken);
+    await connector.hello([server("ehr"), server("crm")]);
+    const [list] = await rpcMessages(await mcpPost({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }, seeded.apiKey));
+    const byName = new Map<string, Record<string, unknown>>(list?.result.tools.map((t: { name: string }) => [t.name, t]));
+    expect(byName.get("ehr__lookup")).not.toHaveProperty("outputSchema");
+    expect(byName.get("crm__lookup")?.outputSchema).toEqual(outputSchema);
+  });
+});
