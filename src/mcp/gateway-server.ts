@@ -17,9 +17,8 @@ import type { CompiledPolicies, PolicyPrincipal, PolicySubject } from "../policy
 import { metaSubject, metaTool, MetaToolInputError, visibleMetaTools } from "./meta-tools.ts";
 import { promptSubject, resourceSubject, serverVisible, toolSubject, visibleCatalog } from "./visibility.ts";
 import {
-  redactArguments,
   redactJson,
-  redactResult,
+  redactMessage,
   redactText,
   type CompiledRedaction,
   type Hasher,
@@ -250,21 +249,22 @@ async function relay(backend: GatewayBackend, serverId: string, method: string, 
     if (notification.method === "notifications/progress") {
       if (progressToken === undefined) return;
       const progress: Params = { ...notification.params, progressToken };
-      if (after && typeof progress.message === "string") progress.message = redactText(after, progress.message, hasher).value;
-      await ctx.mcpReq.notify({ method: notification.method, params: progress } as never);
+      await ctx.mcpReq.notify({ method: notification.method, params: after ? redactMessage(after, progress, hasher).value : progress } as never);
     } else if (notification.method === "notifications/message") {
-      const message = after ? { ...notification, params: redactJson(after, notification.params, hasher).value } : notification;
-      await ctx.mcpReq.notify(message as never);
+      const params = after ? redactMessage(after, notification.params as Params, hasher).value : notification.params;
+      await ctx.mcpReq.notify({ method: notification.method, params } as never);
     }
   };
-  const sent = before ? redactRequest(before, method, params, hasher) : params;
+  // Everything but what routes the call (name, uri, ref) and its progress token: arguments, completion values,
+  // follow-up input responses, _meta.
+  const sent = before ? redactMessage(before, params, hasher).value : params;
   const outcome = await backend.relay(serverId, { method, params: upstreamParams(sent) }, onNotification, ctx.mcpReq.signal);
   if (!outcome.ok) {
     const { code, message, data } = outcome.error;
     if (!after) throw new ProtocolError(code, message, data);
     throw new ProtocolError(code, redactText(after, message, hasher).value, data === undefined ? undefined : redactJson(after, data, hasher).value);
   }
-  return after ? redactResult(after, method, outcome.result, hasher).value : outcome.result;
+  return after ? redactMessage(after, outcome.result, hasher).value : outcome.result;
 }
 
 /** The redaction of one call: a plan each way (undefined = nothing to do) and the tenant's keyed hash. */
@@ -272,21 +272,6 @@ interface CallRedaction {
   request: RedactionPlan | undefined;
   response: RedactionPlan | undefined;
   hasher: Hasher;
-}
-
-/** A request's arguments rewritten for the upstream; its name or URI never (it routes the call). */
-function redactRequest(plan: RedactionPlan, method: string, params: Params, hasher: Hasher): Params {
-  if (method === "completion/complete") {
-    const argument = params.argument as Params | undefined;
-    const context = params.context as Params | undefined;
-    return {
-      ...params,
-      ...(argument && typeof argument.value === "string" ? { argument: { ...argument, value: redactText(plan, argument.value, hasher).value } } : {}),
-      ...(context?.arguments !== undefined ? { context: { ...context, arguments: redactJson(plan, context.arguments, hasher).value } } : {}),
-    };
-  }
-  if (params.arguments === undefined) return params;
-  return { ...params, arguments: redactArguments(plan, params.arguments, hasher).value };
 }
 
 /**

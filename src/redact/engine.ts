@@ -13,7 +13,7 @@
  */
 import { compileGlob, type GlobMatcher } from "../policy/glob.ts";
 import { findPii, partialForm, type DetectorName } from "./detectors.ts";
-import { parseFieldPath, pathMatches, type Location, type PathSegment } from "./paths.ts";
+import { accepts, advance, parseFieldPath, startState, type PathSegment, type PathState } from "./paths.ts";
 import { defaultRedactionRuleId, type Direction, type RedactionAction, type RedactionConfig } from "./schema.ts";
 
 /** What one call of one item needs: the applicable rules merged. */
@@ -112,6 +112,19 @@ export interface Redacted<T> {
 
 const DROP = Symbol("drop");
 
+/**
+ * Keys that type or route a message (outside the payloads): kept as they are, so the message stays valid and goes
+ * where it was going. Everything else outside the payloads is scanned.
+ */
+const SHAPE_KEYS = new Set(["type", "uri", "uriTemplate", "mimeType", "role", "level", "name", "progressToken", "progress", "total", "isError", "hasMore", "nextCursor", "cursor", "resultType", "ref"]);
+/** Keys whose values are payloads: their own JSON, where field paths are anchored and every key and value is data. */
+const PAYLOAD_KEYS = new Set(["arguments", "structuredContent", "data"]);
+/** How much of a key is read as context for the value below it (an SSN is recognised after "ssn: "). */
+const KEY_CONTEXT = 32;
+
+/** Per field path, the automaton's state at this point of a payload; undefined where no path can match any more. */
+type FieldStates = (PathState | undefined)[] | undefined;
+
 class Walker {
   redactions = 0;
   private readonly plan: RedactionPlan;
@@ -124,10 +137,13 @@ class Walker {
     this.detectorNames = [...plan.detectors.keys()];
   }
 
-  /** A string with every finding of the plan's detectors replaced per its action. */
-  text(text: string): string {
+  /** A string with every finding of the plan's detectors replaced; `context` (a key) helps find, is never rewritten. */
+  text(text: string, context = ""): string {
     if (this.detectorNames.length === 0 || text.length === 0) return text;
-    const findings = findPii(text, this.detectorNames);
+    const prefix = context === "" ? "" : `${context.slice(-KEY_CONTEXT)}: `;
+    const findings = findPii(prefix + text, this.detectorNames)
+      .filter((f) => f.end > prefix.length)
+      .map((f) => ({ ...f, start: Math.max(f.start, prefix.length) - prefix.length, end: f.end - prefix.length }));
     if (findings.length === 0) return text;
     let out = "";
     let at = 0;
@@ -140,39 +156,82 @@ class Walker {
     return out + text.slice(at);
   }
 
-  /** A JSON value walked from `location`: field rules first (they take the whole value), then strings scanned. */
-  json(value: unknown, location: (string | number)[], depth: number): unknown {
-    if (this.plan.fields.length > 0 && location.length > 0) {
-      const field = this.plan.fields.find((f) => pathMatches(f.segments, location));
-      if (field) {
-        this.redactions++;
-        return this.fieldValue(value, field.action);
-      }
-    }
-    if (typeof value === "string") return this.text(value);
+  /** The field paths' start, at the root of a payload. */
+  payloadStart(): FieldStates {
+    return this.plan.fields.length === 0 ? undefined : this.plan.fields.map((f) => startState(f.segments));
+  }
+
+  /**
+   * A payload value: field rules take a whole value (the least revealing action among the paths that match), keys
+   * and strings are scanned, each string with its key as context.
+   */
+  payload(value: unknown, states: FieldStates, depth: number, key = ""): unknown {
+    if (typeof value === "string") return this.text(value, key);
     if (value === null || typeof value !== "object") return value;
     if (depth >= MAX_REDACTION_DEPTH) {
       this.redactions++;
       return "[REDACTED:too-deep]";
     }
+    const child = (step: string | number, item: unknown, childKey: string): unknown => {
+      const next = this.advance(states, step);
+      const action = this.fieldAction(next);
+      if (action !== undefined) {
+        this.redactions++;
+        return this.fieldValue(item, action);
+      }
+      return this.payload(item, next, depth + 1, childKey);
+    };
     if (Array.isArray(value)) {
       const out: unknown[] = [];
       value.forEach((item, i) => {
-        const walked = this.json(item, [...location, i], depth + 1);
+        const walked = child(i, item, key);
         if (walked !== DROP) out.push(walked);
       });
       return out;
     }
     // fromEntries defines own properties: a key such as "__proto__" stays a plain key.
     const entries: [string, unknown][] = [];
-    for (const [key, item] of Object.entries(value)) {
-      const walked = this.json(item, [...location, key], depth + 1);
-      if (walked !== DROP) entries.push([key, walked]);
+    for (const [name, item] of Object.entries(value)) {
+      const walked = child(name, item, name);
+      if (walked !== DROP) entries.push([this.text(name), walked]);
     }
     return Object.fromEntries(entries);
   }
 
-  /** A text that may be JSON: with field rules, JSON text is matched field by field and written back compactly. */
+  /** Outside the payloads: shape keys kept, payload keys walked as payloads, text blocks, binaries, the rest scanned. */
+  envelope(value: unknown, depth: number): unknown {
+    if (typeof value === "string") return this.text(value);
+    if (value === null || typeof value !== "object") return value;
+    if (depth >= MAX_REDACTION_DEPTH) {
+      this.redactions++;
+      return "[REDACTED:too-deep]";
+    }
+    if (Array.isArray(value)) return value.map((item) => this.envelope(item, depth + 1));
+    const record = value as Json;
+    if ((record.type === "image" || record.type === "audio") && typeof record.data === "string") return this.binary(record, record.type);
+    if (typeof record.blob === "string") {
+      if (this.plan.binary === "pass") return record;
+      this.redactions++;
+      return { uri: record.uri, mimeType: "text/plain", text: "[REDACTED:blob]" };
+    }
+    const entries: [string, unknown][] = [];
+    for (const [name, item] of Object.entries(record)) {
+      if (SHAPE_KEYS.has(name)) entries.push([name, item]);
+      else if (PAYLOAD_KEYS.has(name)) entries.push([name, this.payloadRoot(item)]);
+      else if (name === "text" && typeof item === "string") entries.push([name, this.textOrJson(item)]);
+      else entries.push([name, this.envelope(item, depth + 1)]);
+    }
+    return Object.fromEntries(entries);
+  }
+
+  payloadRoot(value: unknown): unknown {
+    return this.payload(value, this.payloadStart(), 0);
+  }
+
+  /**
+   * A text that may be JSON: with field rules, JSON text is matched field by field, and written back (compactly)
+   * only when something in it was rewritten — so a text nothing applies to keeps its form and its large numbers.
+   */
   textOrJson(text: string): string {
     if (this.plan.fields.length > 0 && /^\s*[[{]/.test(text)) {
       let parsed: unknown;
@@ -181,15 +240,42 @@ class Walker {
       } catch {
         return this.text(text);
       }
-      return JSON.stringify(this.json(parsed, [], 0));
+      const before = this.redactions;
+      const walked = this.payloadRoot(parsed);
+      return this.redactions === before ? text : JSON.stringify(walked);
     }
     return this.text(text);
   }
 
-  binary<T>(value: T, what: string): T | { type: "text"; text: string } {
+  binary(value: Json, what: string): unknown {
     if (this.plan.binary === "pass") return value;
     this.redactions++;
     return { type: "text", text: `[REDACTED:${what}]` };
+  }
+
+  private advance(states: FieldStates, step: string | number): FieldStates {
+    if (states === undefined) return undefined;
+    let alive = false;
+    const next = states.map((state, i) => {
+      if (state === undefined) return undefined;
+      const advanced = advance((this.plan.fields[i] as { segments: PathSegment[] }).segments, state, step);
+      if (advanced.size === 0) return undefined;
+      alive = true;
+      return advanced;
+    });
+    return alive ? next : undefined;
+  }
+
+  /** The least revealing action among the field paths that match here, if any. */
+  private fieldAction(states: FieldStates): RedactionAction | undefined {
+    if (states === undefined) return undefined;
+    let chosen: RedactionAction | undefined;
+    states.forEach((state, i) => {
+      const field = this.plan.fields[i] as { segments: PathSegment[]; action: RedactionAction };
+      if (state === undefined || !accepts(field.segments, state)) return;
+      if (chosen === undefined || REVEALS_LESS.indexOf(field.action) < REVEALS_LESS.indexOf(chosen)) chosen = field.action;
+    });
+    return chosen;
   }
 
   private fieldValue(value: unknown, action: RedactionAction): unknown {
@@ -207,7 +293,7 @@ class Walker {
     const action = this.plan.detectors.get(detector) ?? "mask";
     if (action === "drop") return "";
     if (action === "partial") return partial();
-    if (action === "hash") return this.hashed(detector, match);
+    if (action === "hash") return this.hashed(detector, normalised(detector, match));
     return `[REDACTED:${detector}]`;
   }
 
@@ -218,75 +304,44 @@ class Walker {
   }
 }
 
+/** One value, one tag: "123-45-6789" and "123 45 6789" are the same SSN, Jane@Example.com the same address. */
+function normalised(detector: DetectorName, match: string): string {
+  if (detector === "ssn" || detector === "card" || detector === "phone" || detector === "iban") return match.replace(/[^0-9A-Za-z]/g, "").toUpperCase();
+  if (detector === "email") return match.toLowerCase();
+  return match;
+}
+
 type Json = Record<string, unknown>;
 
-/** A call's arguments (tools/call, prompts/get), walked from their root. */
+/** A call's arguments (tools/call, prompts/get): a payload, walked from its root. */
 export function redactArguments<T>(plan: RedactionPlan, args: T, hasher: Hasher): Redacted<T> {
   const walker = new Walker(plan, hasher);
-  const value = walker.json(args, [], 0);
-  return { value: (value === DROP ? {} : value) as T, redactions: walker.redactions };
+  return { value: walker.payloadRoot(args) as T, redactions: walker.redactions };
 }
 
-/** An upstream's answer to `method`, rewritten so it keeps the MCP result's shape. */
-export function redactResult(plan: RedactionPlan, method: string, result: Json, hasher: Hasher): Redacted<Json> {
+/**
+ * A whole JSON-RPC params or result object, rewritten so it keeps its MCP shape: the keys that type and route it
+ * stay, payloads (arguments, structured content, log and error data) are walked with field paths, text blocks and
+ * every other string are scanned (`_meta` included), binaries pass or are replaced per the plan.
+ */
+export function redactMessage<T extends Json>(plan: RedactionPlan, message: T, hasher: Hasher): Redacted<T> {
   const walker = new Walker(plan, hasher);
-  const out: Json = { ...result };
-  if (method === "tools/call" || method === "prompts/get" || method === "resources/read" || method === "completion/complete") {
-    if (Array.isArray(result.content)) out.content = result.content.map((block) => contentBlock(walker, block));
-    if (result.structuredContent !== undefined) out.structuredContent = walker.json(result.structuredContent, [], 0);
-    if (Array.isArray(result.messages)) {
-      out.messages = result.messages.map((m) => (isObject(m) ? { ...m, content: contentBlock(walker, m.content) } : m));
-    }
-    if (typeof result.description === "string") out.description = walker.text(result.description);
-    if (Array.isArray(result.contents)) out.contents = result.contents.map((c) => resourceContents(walker, c));
-    if (isObject(result.completion) && Array.isArray(result.completion.values)) {
-      out.completion = { ...result.completion, values: result.completion.values.map((v) => (typeof v === "string" ? walker.text(v) : v)) };
-    }
-  } else {
-    // A shape this engine does not know: every string in it is scanned, nothing is skipped.
-    return { value: walker.json(result, [], 0) as Json, redactions: walker.redactions };
-  }
-  return { value: out, redactions: walker.redactions };
+  return { value: walker.envelope(message, 0) as T, redactions: walker.redactions };
 }
 
-/** Free text the gateway relays (an upstream's error message, a progress message). */
+/** An upstream's result (tools/call, prompts/get, resources/read, completion/complete). */
+export function redactResult(plan: RedactionPlan, _method: string, result: Json, hasher: Hasher): Redacted<Json> {
+  return redactMessage(plan, result, hasher);
+}
+
+/** Free text the gateway relays (an upstream's error message). */
 export function redactText(plan: RedactionPlan, text: string, hasher: Hasher): Redacted<string> {
   const walker = new Walker(plan, hasher);
   return { value: walker.text(text), redactions: walker.redactions };
 }
 
-/** Any JSON value, walked whole (log notification data, completion context). */
+/** Any JSON value as a payload (an upstream error's data). */
 export function redactJson<T>(plan: RedactionPlan, value: T, hasher: Hasher): Redacted<T> {
   const walker = new Walker(plan, hasher);
-  const out = walker.json(value, [], 0);
-  return { value: (out === DROP ? null : out) as T, redactions: walker.redactions };
-}
-
-function contentBlock(walker: Walker, block: unknown): unknown {
-  if (!isObject(block)) return walker.json(block, [], 0);
-  switch (block.type) {
-    case "text":
-      return typeof block.text === "string" ? { ...block, text: walker.textOrJson(block.text) } : block;
-    case "image":
-    case "audio":
-      return walker.binary(block, block.type);
-    case "resource":
-      return { ...block, resource: resourceContents(walker, block.resource) };
-    default:
-      return walker.json(block, [], 0);
-  }
-}
-
-function resourceContents(walker: Walker, contents: unknown): unknown {
-  if (!isObject(contents)) return contents;
-  if (typeof contents.blob === "string") {
-    const kept = walker.binary(contents, "blob");
-    return kept === contents ? contents : { uri: contents.uri, mimeType: "text/plain", text: (kept as { text: string }).text };
-  }
-  if (typeof contents.text === "string") return { ...contents, text: walker.textOrJson(contents.text) };
-  return contents;
-}
-
-function isObject(value: unknown): value is Json {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
+  return { value: walker.payloadRoot(value) as T, redactions: walker.redactions };
 }

@@ -1,7 +1,9 @@
 /**
  * @module The keyed hash of the `hash` redaction action: HMAC-SHA256 under a per-tenant key derived from the
- * Worker secret REDACTION_HMAC_KEY, so equal values correlate within a tenant and never across tenants, and
- * nobody without the secret can test a guess. Synchronous (@noble/hashes) so the engine stays a plain function.
+ * Worker secret REDACTION_HMAC_KEY, so equal values correlate within a tenant and never across tenants, and a
+ * leaked audit copy cannot be reversed offline. It is no protection against a caller who can have chosen values
+ * hashed through a tool (a hash oracle): for low-entropy data an administrator should prefer mask or partial.
+ * Synchronous (@noble/hashes) so the engine stays a plain function.
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";

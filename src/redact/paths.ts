@@ -46,28 +46,48 @@ export function parseFieldPath(text: string): ParsedPath {
 /** A location in a JSON value: object keys and array indexes from the root. */
 export type Location = readonly (string | number)[];
 
+/**
+ * Matching as a small automaton whose state is the set of segment positions reached; `**` loops. A walk carries the
+ * state down the tree, so each node costs one {@link advance} per field path, whatever its depth.
+ */
+export type PathState = ReadonlySet<number>;
+
+export function startState(segments: readonly PathSegment[]): PathState {
+  return closure(segments, new Set([0]));
+}
+
+/** The state after one more step (an object key or an array index); empty when the path can no longer match. */
+export function advance(segments: readonly PathSegment[], state: PathState, step: string | number): PathState {
+  const next = new Set<number>();
+  for (const s of state) {
+    const segment = segments[s];
+    if (!segment) continue;
+    if ("anyDepth" in segment) next.add(s);
+    else if ("anyKey" in segment ? typeof step === "string" : "anyIndex" in segment ? typeof step === "number" : "key" in segment ? step === segment.key : step === segment.index) {
+      next.add(s + 1);
+    }
+  }
+  return closure(segments, next);
+}
+
+export function accepts(segments: readonly PathSegment[], state: PathState): boolean {
+  return state.has(segments.length);
+}
+
+function closure(segments: readonly PathSegment[], set: Set<number>): Set<number> {
+  for (const s of set) {
+    const segment = segments[s];
+    if (segment && "anyDepth" in segment) set.add(s + 1);
+  }
+  return set;
+}
+
 /** Whether a field path matches a location exactly (the whole location, not a prefix of it). */
 export function pathMatches(segments: readonly PathSegment[], location: Location): boolean {
-  // Positions reachable after consuming s segments and l location steps; ** makes it a small NFA, linear in
-  // segments × location.
-  let states = new Set<number>([0]);
-  const close = (set: Set<number>) => {
-    for (const s of set) if (segments[s] && "anyDepth" in (segments[s] as object)) set.add(s + 1);
-    return set;
-  };
-  close(states);
+  let state = startState(segments);
   for (const step of location) {
-    const next = new Set<number>();
-    for (const s of states) {
-      const segment = segments[s];
-      if (!segment) continue;
-      if ("anyDepth" in segment) next.add(s);
-      else if ("anyKey" in segment ? typeof step === "string" : "anyIndex" in segment ? typeof step === "number" : "key" in segment ? step === segment.key : step === segment.index) {
-        next.add(s + 1);
-      }
-    }
-    states = close(next);
-    if (states.size === 0) return false;
+    state = advance(segments, state, step);
+    if (state.size === 0) return false;
   }
-  return states.has(segments.length);
+  return accepts(segments, state);
 }

@@ -190,3 +190,62 @@ describe("hostile input", () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe("what the review found", () => {
+  it("reads a value with its key as context, and scans keys", () => {
+    const p = plan([{ detectors: ["ssn", "email"] }]);
+    expect(redactArguments(p, { ssn: "123456789", other: "123456789" }, hasher).value).toEqual({ ssn: "[REDACTED:ssn]", other: "123456789" });
+    expect(redactArguments(p, { byEmail: { "jane@example.com": 1 } }, hasher).value).toEqual({ byEmail: { "[REDACTED:email]": 1 } });
+  });
+
+  it("scans every part of a message but the keys that type and route it: _meta, follow-up input requests, titles", () => {
+    const p = plan([{ detectors: ["ssn", "ip"] }]);
+    const result = {
+      content: [{ type: "resource_link", uri: "https://203.0.113.7/r", name: "record", description: `for ${SSN}` }],
+      _meta: { progressToken: "123-45-6789", note: `re ${SSN}` },
+      inputRequests: { ask: { method: "elicitation/create", params: { message: `confirm ${SSN}` } } },
+    };
+    const out = redactResult(p, "tools/call", result, hasher).value;
+    expect(out).toEqual({
+      content: [{ type: "resource_link", uri: "https://203.0.113.7/r", name: "record", description: "for [REDACTED:ssn]" }],
+      _meta: { progressToken: "123-45-6789", note: "re [REDACTED:ssn]" },
+      inputRequests: { ask: { method: "elicitation/create", params: { message: "confirm [REDACTED:ssn]" } } },
+    });
+  });
+
+  it("anchors field paths in payloads only, so a rule for an argument called name or level never breaks the message", () => {
+    const p = plan([{ fields: [{ path: "name", action: "drop" }, { path: "level", action: "mask" }] }]);
+    const link = { content: [{ type: "resource_link", uri: "x://1", name: "record" }] };
+    expect(redactResult(p, "tools/call", link, hasher).value).toEqual(link);
+    expect(redactResult(p, "notifications/message", { level: "info", data: { name: "Jane", level: 3 } }, hasher).value).toEqual({
+      level: "info",
+      data: { level: "[REDACTED:field]" },
+    });
+  });
+
+  it("keeps a JSON text block as it was, large numbers and layout included, when nothing in it is rewritten", () => {
+    const text = '{\n  "id": 12345678901234567890,\n  "name": "Jane"\n}';
+    const p = plan([{ fields: [{ path: "patient.ssn", action: "mask" }] }]);
+    expect(redactResult(p, "tools/call", { content: [{ type: "text", text }] }, hasher).value).toEqual({ content: [{ type: "text", text }] });
+  });
+
+  it("takes the least revealing action when several field paths match one value", () => {
+    const p = plan([{ fields: [{ path: "**.ssn", action: "partial" }, { path: "patient.ssn", action: "drop" }] }]);
+    expect(redactArguments(p, { patient: { ssn: SSN, name: "Jane" } }, hasher).value).toEqual({ patient: { name: "Jane" } });
+  });
+
+  it("hashes one value to one tag whatever its formatting", () => {
+    const p = plan([{ detectors: ["ssn", "email"], action: "hash" }]);
+    const [a, b] = [redactText(p, "123-45-6789", hasher).value, redactText(p, "123 45 6789", hasher).value];
+    expect(a).toBe(b);
+    expect(redactText(p, "Jane@Example.com", hasher).value).toBe(redactText(p, "jane@example.com", hasher).value);
+  });
+
+  it("matches ** paths in time linear in the payload (state carried down, not re-run from the root)", () => {
+    const wide = { rows: Array.from({ length: 2_000 }, (_, i) => ({ a: { b: { c: { d: { password: `p${i}`, keep: i } } } } })) };
+    const p = plan([{ fields: Array.from({ length: 10 }, (_, i) => ({ path: `**.x${i}`, action: "mask" })).concat([{ path: "**.password", action: "drop" }]) }]);
+    const out = redactArguments(p, wide, hasher);
+    expect(out.redactions).toBe(2_000);
+    expect(JSON.stringify(out.value)).not.toContain("password");
+  });
+});
