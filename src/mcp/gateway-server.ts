@@ -238,8 +238,9 @@ function listPage(key: string, items: readonly unknown[], cursor: unknown): neve
 }
 
 /**
- * Forwards one request and maps the outcome back: the result as the upstream sent it, or its JSON-RPC error with
- * code and message intact. Progress is re-addressed to the agent's own progress token; without one it is dropped.
+ * Forwards one request and maps the outcome back: the result as the upstream sent it, or its JSON-RPC error with its
+ * code — each way through the call's redaction plans, when a rule applies. Progress is re-addressed to the agent's
+ * own progress token; without one it is dropped.
  */
 async function relay(backend: GatewayBackend, serverId: string, method: string, params: Params, ctx: ServerContext, redaction: CallRedaction): Promise<Params> {
   const progressToken = ctx.mcpReq._meta?.progressToken;
