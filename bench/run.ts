@@ -17,6 +17,7 @@ const BENCHMARKS: (() => Promise<{ default: Benchmark }>)[] = [
   () => import("./policy.ts"),
   () => import("./redact-detectors.ts"),
   () => import("./redact-engine.ts"),
+  () => import("./audit-chain.ts"),
 ];
 
 export interface Benchmark {
