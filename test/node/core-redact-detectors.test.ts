@@ -10,6 +10,9 @@ const b64url = (value: unknown) => btoa(JSON.stringify(value)).replace(/=+$/, ""
 const JWT = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url({ sub: "1234567890", name: "Jane" })}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c`;
 const GATEWAY_KEY = `gw_${"Ab3_-x9Z".repeat(5)}K7q`;
 const CONNECTOR_TOKEN = `gwc_${"Zz0-_a1B".repeat(5)}p2Q`;
+const OPENAI_KEY = `sk-${"Ab3Cd4Ef5Gh6".repeat(4)}`;
+const OPENAI_PROJECT_KEY = `sk-proj-${"Ab3_Cd-4Ef5Gh6".repeat(10)}T3BlbkFJ${"x9Y8".repeat(10)}`;
+const ANTHROPIC_KEY = `sk-ant-api03-${"Ab3_Cd-4Ef5Gh6".repeat(6)}AbCdEfGhI-AA`;
 const PEM = ["-----BEGIN RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun", "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK", "-----END RSA PRIVATE KEY-----"].join("\n");
 
 describe("ssn", () => {
@@ -21,6 +24,15 @@ describe("ssn", () => {
     ["Social Security number 078051120", "078051120"],
     ["(123-45-6789)", "123-45-6789"],
     ["id 899-99-9999", "899-99-9999"],
+    // The context word joined into an identifier, quoted, camelCase, before a colon or "=".
+    ["patient_ssn: 123456789", "123456789"],
+    ["socialSecurityNumber: 123456789", "123456789"],
+    ['"ssn":"123456789"', "123456789"],
+    ['{"patient": {"ssn": "123456789"}}', "123456789"],
+    ["patientSsn=123456789", "123456789"],
+    ["SOCIAL_SECURITY_NO=123456789", "123456789"],
+    ["social-security: 123456789", "123456789"],
+    ["SSNs: 123456789", "123456789"],
   ])("finds %j", (text, expected) => {
     expect(matches(text, "ssn")).toEqual([expected]);
   });
@@ -44,6 +56,13 @@ describe("ssn", () => {
     ["the SSN field is documented elsewhere: 123456789", "context more than 20 characters before"],
     ["ssn: 000123456", "bare digits with context but an invalid area"],
     ["ssn: 1234567890", "ten bare digits"],
+    ["classname: 123456789", "ssn inside a word"],
+    ["grossness 123456789", "ssn inside a word"],
+    ["assn: 123456789", "ssn at the end of a word"],
+    ["ssnumber 123456789", "ssn at the start of a word"],
+    ["patient_ssn_field_that_is_long: 123456789", "context word more than 20 characters before"],
+    ["ssn\n123456789", "context word on the line before"],
+    ["patient_ssn: 900123456", "context, invalid area"],
   ])("ignores %j (%s)", (text) => {
     expect(matches(text, "ssn")).toEqual([]);
   });
@@ -80,6 +99,12 @@ describe("card", () => {
     ["order 1234 4242 4242 4242 4242", "4242 4242 4242 4242"],
     ["4242424242424242,4000056655665556", "4242424242424242"],
     ["/cards/4242424242424242/charge", "4242424242424242"],
+    // A CVC or expiry after ":" or "/" does not hide the card (the card part is the finding).
+    ["4111111111111111:123", "4111111111111111"],
+    ["4111111111111111/1225", "4111111111111111"],
+    ["4111 1111 1111 1111/12/26", "4111 1111 1111 1111"],
+    ["card=4111-1111-1111-1111:123:1226", "4111-1111-1111-1111"],
+    ["exp 12/26/4111111111111111", "4111111111111111"],
   ])("finds the card in %j", (text, expected) => {
     expect(matches(text, "card")[0]).toBe(expected);
   });
@@ -103,6 +128,12 @@ describe("card", () => {
     ["4242 4242 4242-4242", "mixed separators"],
     ["4242  4242 4242 4242", "double space"],
     ["42 42 42 42 42 42 42 42", "two-digit groups"],
+    ["4242424242424241:123", "invalid Luhn before a colon"],
+    ["4111111111111112/1225", "invalid Luhn before a slash"],
+    ["94242424242424242:123", "inside a longer digit run, before a colon"],
+    ["1.4242424242424242:123", "decimal digits, before a colon"],
+    ["4242424242424242.5:1", "decimal digits after"],
+    ["12:30:4242424242424241", "invalid Luhn after a colon"],
   ])("ignores %j (%s)", (text) => {
     expect(matches(text, "card")).toEqual([]);
   });
@@ -122,6 +153,19 @@ describe("email", () => {
     ["jane@xn--bcher-kva.example", "jane@xn--bcher-kva.example"],
     ["...jane@example.com", "jane@example.com"],
     [`${"a".repeat(64)}@example.com`, `${"a".repeat(64)}@example.com`],
+    // A local part over 64 characters is taken whole (fail closed).
+    [`${"a".repeat(65)}@example.com`, `${"a".repeat(65)}@example.com`],
+    [`x ${"b.c".repeat(100)}@example.com`, `${"b.c".repeat(100)}@example.com`],
+    // Internationalised domains and local parts.
+    ["jane@bücher.de", "jane@bücher.de"],
+    ["jane@例え.jp", "jane@例え.jp"],
+    ["jane@пример.рф", "jane@пример.рф"],
+    ["jörg@bücher.de", "jörg@bücher.de"],
+    ["田中@例え.テスト", "田中@例え.テスト"],
+    ["mail: jane@bücher.de.", "jane@bücher.de"],
+    // In text without spaces between words, the address is only the address.
+    ["連絡はjane@example.comまで", "jane@example.com"],
+    ["连接jane@例子.中国。", "jane@例子.中国"],
   ])("finds the email in %j", (text, expected) => {
     expect(matches(text, "email")).toEqual([expected]);
   });
@@ -137,8 +181,13 @@ describe("email", () => {
     ["jane@", "no domain"],
     ["jane@-example.com", "label starting with a dash"],
     ["jane@example..com", "empty label"],
-    [`${"a".repeat(65)}@example.com`, "local part over 64 characters"],
     ["a@b@c", "no domain"],
+    ["jane@bücher", "IDN without a TLD"],
+    ["jane@例え", "IDN without a TLD"],
+    ["jane@例え.j", "one-letter TLD after an IDN label"],
+    ["jane@例え.1", "numeric TLD after an IDN label"],
+    ["jane@例え.jp2", "TLD with a digit"],
+    ["https://jörg@bücher.de/", "IRI userinfo"],
   ])("ignores %j (%s)", (text) => {
     expect(matches(text, "email")).toEqual([]);
   });
@@ -176,6 +225,16 @@ describe("phone", () => {
     ["ref 12 (415) 555-0132", "(415) 555-0132"],
     ["tel:+14155550132", "+14155550132"],
     ["2026-11-25 415-555-0132", "415-555-0132"],
+    // Bare digits after a context word.
+    ["phone: 4155550132", "4155550132"],
+    ["Tel. 4155550132", "4155550132"],
+    ["mobileNumber: 14155550132", "14155550132"],
+    ['{"cell":"4155550132"}', "4155550132"],
+    ["fax 4155550132", "4155550132"],
+    ["Call me at 4155550132", "4155550132"],
+    ["phone_number=4155550132", "4155550132"],
+    ["contact_phone: 4155550132", "4155550132"],
+    ["tel:02079460958", "02079460958"],
   ])("finds the phone in %j", (text, expected) => {
     expect(matches(text, "phone")).toEqual([expected]);
   });
@@ -205,6 +264,19 @@ describe("phone", () => {
     ["1+14155550132", "+ inside an expression"],
     ["0012 3456 7890", "00 prefix without +"],
     ["4242 4242 4242 4242", "card number"],
+    ["4155550132", "bare ten digits without context"],
+    ["order 4155550132", "bare digits after another word"],
+    ["hotel 4155550132", "tel inside a word"],
+    ["telemetry 4155550132", "tel at the start of a word"],
+    ["recall 4155550132", "call inside a word"],
+    ["phone: 1234567890", "context, NANP area code starting 1"],
+    ["phone: 4151550132", "context, NANP exchange starting 1"],
+    ["phone: 41555501321", "context, 11 digits not starting 1"],
+    ["phone: 415555013", "context, nine digits"],
+    ["phone: 4155550132123", "context, thirteen digits"],
+    ["phone: 4155550132.5", "context, decimal"],
+    ["phone number in the footer, ref 4155550132", "context word more than 20 characters before"],
+    ["phone\n4155550132", "context word on the line before"],
   ])("ignores %j (%s)", (text) => {
     expect(matches(text, "phone")).toEqual([]);
   });
@@ -301,6 +373,14 @@ describe("secret", () => {
     [PEM, "private-key"],
     [GATEWAY_KEY, "gateway-api-key"],
     [CONNECTOR_TOKEN, "gateway-connector-token"],
+    [OPENAI_KEY, "openai-key"],
+    [OPENAI_PROJECT_KEY, "openai-key"],
+    [`sk-svcacct-${"Xy9_".repeat(10)}`, "openai-key"],
+    [ANTHROPIC_KEY, "anthropic-key"],
+    ["AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "google-api-key"],
+    ["glpat-xKzJ4bNq8vRt2WpLm6Yc", "gitlab-token"],
+    ["glpat-xKzJ4bNq8vRt2WpLm6Yc.01.171nq8vrt", "gitlab-token"],
+    [`npm_${"aB3d".repeat(9)}`, "npm-token"],
   ])("finds %j (%s)", (secret, kind) => {
     const text = `token: ${secret} end`;
     expect(matches(text, "secret")).toEqual([secret]);
@@ -314,6 +394,43 @@ describe("secret", () => {
   ])("finds the AWS secret access key in %j", (text) => {
     expect(matches(text, "secret")).toEqual(["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]);
     expect(kinds(text, "secret")).toEqual(["aws-secret-key"]);
+  });
+
+  it.each([
+    // Bearer tokens: the token part, after Authorization: or alone; a shaped token keeps its own kind.
+    ["Authorization: Bearer abcdefghij0123456789_-.~+/", "abcdefghij0123456789_-.~+/", "bearer-token"],
+    ["Bearer 0123456789abcdefghijKLMN=", "0123456789abcdefghijKLMN=", "bearer-token"],
+    ["authorization: bearer 0123456789abcdefghijKLMN.", "0123456789abcdefghijKLMN", "bearer-token"],
+    ['{"Authorization": "Bearer mF_9.B5f-4.1JqM"}', "mF_9.B5f-4.1JqM", "bearer-token"],
+    [`Authorization: Bearer ${JWT}`, JWT, "jwt"],
+    ["-H 'Authorization: Basic dXNlcjpwYXNzd29yZA=='", "dXNlcjpwYXNzd29yZA==", "basic-auth"],
+    ["Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "auth-token"],
+    // Assignments in query strings and config text: the value.
+    ["https://api.example.com/v1?user=jane&password=hunter2&page=2", "hunter2", "assigned-secret"],
+    ["passwd=s3cr3t; user=jane", "s3cr3t", "assigned-secret"],
+    ["secret=abc123", "abc123", "assigned-secret"],
+    ["/callback?token=abc123&state=xyz", "abc123", "assigned-secret"],
+    ["api_key=0123456789abcdef", "0123456789abcdef", "assigned-secret"],
+    ["DB_PASSWORD=hunter2", "hunter2", "assigned-secret"],
+    ['password: "correct horse battery staple"', "correct horse battery staple", "assigned-secret"],
+    ["password = 'it\\'s'", "it\\'s", "assigned-secret"],
+    ['{"client_secret":"s3cr3t","id":1}', "s3cr3t", "assigned-secret"],
+    ["apiKey: 'k-123'", "k-123", "assigned-secret"],
+    ["x-api-key: abc123def456", "abc123def456", "assigned-secret"],
+    ["accessToken => q1w2e3r4", "q1w2e3r4", "assigned-secret"],
+    ["new_password_confirmation=hunter2", "hunter2", "assigned-secret"],
+    ['{\\"password\\":\\"hunter2\\"}', "hunter2", "assigned-secret"],
+    ['password: "unclosed quote', "unclosed", "assigned-secret"],
+    ["aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYX", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYX", "assigned-secret"],
+    [`token: ${OPENAI_KEY}`, OPENAI_KEY, "openai-key"],
+    // URL userinfo passwords: the password.
+    ["postgres://user:pw@db.example.com:5432/app", "pw", "url-password"],
+    ["https://user:pw@host", "pw", "url-password"],
+    ["redis://:p@ss@cache:6379", "p@ss", "url-password"],
+    ['"mongodb+srv://admin:S3cr3t%21@cluster0.example.net/test"', "S3cr3t%21", "url-password"],
+  ])("finds the credential in %j", (text, expected, kind) => {
+    expect(matches(text, "secret")).toEqual([expected]);
+    expect(kinds(text, "secret")).toEqual([kind]);
   });
 
   it("takes a PEM private key whole, BEGIN through END, in JSON-escaped text too", () => {
@@ -335,7 +452,6 @@ describe("secret", () => {
     ["akiaiosfodnn7example", "lower case"],
     ["XAKIAIOSFODNN7EXAMPLE", "inside a word"],
     ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "40 base64 characters without their name"],
-    ["aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYX", "41 characters"],
     [`ghp_${"a".repeat(35)}`, "GitHub token, 35 characters"],
     [`ghx_${"a".repeat(36)}`, "unknown GitHub prefix"],
     [`github_pat_${"a".repeat(81)}`, "fine-grained PAT, 81 characters"],
@@ -352,6 +468,53 @@ describe("secret", () => {
     ["example.com.evil", "dotted words"],
     ["-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----", "public key"],
     ["-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END CERTIFICATE-----", "certificate"],
+    // Shaped near-misses.
+    ["sk-learn-model-selection-guide-for-beginners", "slug starting sk-"],
+    [`sk-${"a1".repeat(15)}b`, "sk- with 31 characters"],
+    [`task-${"a1".repeat(20)}`, "sk- inside a word"],
+    ["sk-ant-short", "Anthropic prefix, too short"],
+    [`AIza${"a".repeat(34)}`, "Google key, 34 characters"],
+    [`AIza${"a".repeat(36)}`, "Google key, 36 characters"],
+    [`glpat-${"a".repeat(19)}`, "GitLab token, 19 characters"],
+    [`npm_${"a".repeat(35)}`, "npm token, 35 characters"],
+    [`npm_${"a".repeat(37)}`, "npm token, 37 characters"],
+    // Bearer near-misses.
+    ["Authorization: Bearer <token>", "placeholder"],
+    ["Authorization: Bearer ${TOKEN}", "placeholder"],
+    ["Authorization: Bearer abc", "too short after Authorization"],
+    ["Bearer short-token", "too short alone"],
+    ["the bearer of this note is entitled to", "prose"],
+    ['WWW-Authenticate: Bearer realm="example"', "challenge"],
+    ["basic 0123456789abcdefghijklmn", "Basic without Authorization"],
+    ["token 0123456789abcdefghijklmn", "Token without Authorization"],
+    // Assignment near-misses.
+    ["password: null", "null"],
+    ['"password": ""', "empty"],
+    ["password=", "empty"],
+    ["Enter your password: ", "no value"],
+    ['password: "********"', "masked"],
+    ["password: [REDACTED]", "redacted"],
+    ["secret: true", "boolean"],
+    ['"secret": {"type": "string"}', "a schema"],
+    ["password: ${DB_PASSWORD}", "an interpolation"],
+    ["if password == expected", "a comparison"],
+    ["max_tokens: 1024", "plural"],
+    ["token_count: 12", "a token count"],
+    ["token_type=bearer", "a token type"],
+    ["password_policy: strict", "a password setting"],
+    ['nextPageToken: "CiAKGjBpNDd2Nmp2"', "a page token"],
+    ["page_token=CiAKGjBp", "a page token"],
+    ["bypass=1", "pass inside a word"],
+    ["compass: north", "pass inside a word"],
+    ["mysecret=abc", "secret inside a word"],
+    ["password\n  hunter2", "no separator"],
+    // URL near-misses.
+    ["https://jane@host.com/", "userinfo without a password"],
+    ["https://host.com:8443/path", "port"],
+    ["https://host.com/a:b@c", "colon and @ in the path"],
+    ["mailto:jane@example.com", "mailto"],
+    ["http://user:@host/", "empty password"],
+    ["1://user:pw@host/", "scheme starting with a digit"],
   ])("ignores %j (%s)", (text) => {
     expect(matches(text, "secret")).toEqual([]);
   });
@@ -386,6 +549,16 @@ describe("findPii", () => {
     for (const text of ["4242 4242 4242 4242", "4242-4242-4242-4242", "3782 822463 10005"]) {
       expect(findPii(text, ["card", "phone"])).toEqual([{ detector: "card", start: 0, end: text.length, kind: expect.any(String) }]);
     }
+  });
+
+  it("prefers a card to a phone that overlaps it, so no digit of the card survives", () => {
+    for (const [text, start] of [["+1 4242 4242 4242 4242", 3], ["tel +1 4242 4242 4242 4242 ok", 7], ["+44 4111 1111 1111 1111", 4]] as const) {
+      expect(findPii(text, ["card", "phone"])).toEqual([{ detector: "card", start, end: start + 19, kind: "visa" }]);
+      expect(findPii(text, DETECTOR_NAMES).map((f) => f.detector)).toEqual(["card"]);
+    }
+    // Without the card detector the phone still redacts what it can; a phone beside a card stays.
+    expect(findPii("+1 4242 4242 4242 4242", ["phone"])).toEqual([{ detector: "phone", start: 0, end: 17, kind: "e164" }]);
+    expect(findPii("+1 415 555 0132, 4242 4242 4242 4242", ["card", "phone"]).map((f) => f.detector)).toEqual(["phone", "card"]);
   });
 
   it("breaks a tie at the same start by priority (secret > card > … > email)", () => {
@@ -428,8 +601,11 @@ describe("findPii", () => {
     "(415) 555-0132", "+44 20 7946 0958", "020 7946 0958", "DE89 3704 0044 0532 0130 00", "203.0.113.42", "2001:db8::1",
     "fe80::1%eth0", "AKIAIOSFODNN7EXAMPLE", JWT, PEM, GATEWAY_KEY, "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "1.2.3.4.5",
     "12:30:45", "2026-11-25", "::", "@", "+", "(", ")", "-", ".", ":", " ", "\n", "%", "_",
+    "phone 4155550132", "patient_ssn: 123456789", "4111111111111111:123", "jane@bücher.de", "jane@例え.jp", "例え",
+    "Bearer abcdefghijklmnopqrstuvwxyz", "Authorization: Basic dXNlcjpwYXNzd29yZA==", "password=hunter2", 'token: "x y"',
+    "postgres://u:pw@h/db", "+1 4242 4242 4242 4242", OPENAI_KEY, "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "=", '"', "'", "&",
   ];
-  const ALPHABET = "0123456789 .-:@+()%_/abcdefxyzABCDEFKSI\n";
+  const ALPHABET = "0123456789 .-:@+()%_/abcdefxyzABCDEFKSI\n=&\"'ü例";
 
   it.each([1, 2, 3, 4, 5, 6, 7, 8])("never returns overlapping or out-of-order findings on random text (seed %i)", (seed) => {
     const random = prng(seed);
@@ -470,6 +646,20 @@ describe("findPii", () => {
     ["near-JWTs", "eyJhbGciOiJub25lIn0."],
     ["IBAN anchors", "AB12 "],
     ["spaced pairs", "01 "],
+    ["context words and bare numbers", "ssn phone 4155550132 123456789 "],
+    ["cards before colons", "4242424242424242:"],
+    ["non-ASCII local parts", "ü@"],
+    ["CJK then @", "例え@"],
+    ["IDN labels", "@例え."],
+    ["Bearer", "Bearer "],
+    ["Bearer tokens", "Bearer abcdefghijklmnopqrstuvwxyz "],
+    ["Authorization headers", "Authorization: Basic "],
+    ["unclosed quoted assignments", 'password="a '],
+    ["escaped quoted assignments", 'token=\\"a '],
+    ["assignments", "password=x&"],
+    ["URL schemes", "a://b:c@"],
+    ["scheme separators", "://"],
+    ["sk- prefixes", "sk-"],
   ])("scans 512 KiB of %s in linear time", (_label, unit) => {
     const text = unit.repeat(Math.ceil((512 * 1024) / unit.length));
     const started = performance.now();
@@ -502,6 +692,16 @@ describe("partialForm", () => {
     [GATEWAY_KEY, "secret", "gw_A…"],
     [JWT, "secret", "eyJh…"],
     [PEM, "secret", "----…"],
+    ["jörg@bücher.de", "email", "j***@bücher.de"],
+    ["田中@例え.jp", "email", "田***@例え.jp"],
+    ["phone: 4155550132", "phone", "********32"],
+    ["patient_ssn: 123456789", "ssn", "*****6789"],
+    ["4111111111111111:123", "card", "************1111"],
+    ["Authorization: Bearer 0123456789abcdefghijKLMN", "secret", "0123…"],
+    ["postgres://user:hunter2@host/db", "secret", "…"],
+    ["password=hunter2", "secret", "…"],
+    ["Authorization: Basic dXNlcjpwYXNzd29yZA==", "secret", "…"],
+    ["Authorization: Bearer mF_9.B5f-4.1JqM", "secret", "…"],
   ])("%j (%s) → %j", (text, detector, expected) => {
     const [finding] = findPii(text, [detector]);
     expect(finding).toBeDefined();
@@ -509,7 +709,7 @@ describe("partialForm", () => {
   });
 
   it("never shows more than four characters of a secret", () => {
-    for (const secret of [GATEWAY_KEY, CONNECTOR_TOKEN, JWT, "sk_live_4eC39HqLyjWDarjtT1zdp7dc"]) {
+    for (const secret of [GATEWAY_KEY, CONNECTOR_TOKEN, JWT, "sk_live_4eC39HqLyjWDarjtT1zdp7dc", OPENAI_KEY, ANTHROPIC_KEY]) {
       const [finding] = findPii(secret, ["secret"]);
       const partial = partialForm(finding as Finding, secret);
       expect(partial).toBe(`${secret.slice(0, 4)}…`);
