@@ -6,23 +6,13 @@
 import { compilePolicies, type PolicyPrincipal, type PolicySubject, type SubjectKind } from "../src/policy/engine.ts";
 import { policySchema, type PolicyConfig } from "../src/policy/schema.ts";
 import type { Benchmark, Figure } from "./run.ts";
+import { prng } from "./prng.ts";
 
 const TARGET_US = 50;
 const RULES = 10_000;
 const ROLES = 60;
 const SERVERS = 200;
 
-/** mulberry32: a tiny seeded PRNG, so every run benchmarks the same policies. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VERBS = ["get", "list", "search", "create", "update", "delete", "export", "run"];
 const NOUNS = ["customer", "invoice", "order", "ticket", "report", "user", "file", "metric", "log", "secret"];

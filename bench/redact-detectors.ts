@@ -5,22 +5,12 @@
  */
 import { DETECTOR_NAMES, findPii } from "../src/redact/detectors.ts";
 import type { Benchmark, BenchContext, Figure } from "./run.ts";
+import { prng } from "./prng.ts";
 
 const MIB = 1024 * 1024;
 /** A linear detector takes ≈ 4× as long for 4× the text; quadratic would be 16×. Headroom for GC and caches. */
 const LINEARITY_TARGET = 6;
 
-/** mulberry32: a tiny seeded PRNG, so every run scans the same text. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = (
   "the customer asked for a refund of order invoice ticket status shipped pending account user server request " +

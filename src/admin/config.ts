@@ -11,7 +11,7 @@ import { utf8Length } from "../link/protocol.ts";
 import { parseGatewayConfig, type GatewayConfig } from "../config/schema.ts";
 
 /** The published config is stored in one D1 value (limit 2 MB). */
-const MAX_PUBLISHED_BYTES = 1_500_000;
+export const MAX_PUBLISHED_BYTES = 1_500_000;
 import type { Database } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
 import { log } from "../log.ts";

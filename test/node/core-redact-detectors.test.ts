@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DETECTOR_NAMES, type DetectorName, type Finding, findPii, partialForm } from "../../src/redact/detectors.ts";
+import { prng } from "../../bench/prng.ts";
 
 /** The matched texts (and kinds) one detector finds. */
 const matches = (text: string, detector: DetectorName) => findPii(text, [detector]).map((f) => text.slice(f.start, f.end));
@@ -585,17 +586,6 @@ describe("findPii", () => {
     expect(() => findPii("x", ["nope" as DetectorName])).toThrow(TypeError);
   });
 
-  /** mulberry32: seeded, so a failure reproduces. */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const FRAGMENTS = [
     "4242 4242 4242 4242", "4242424242424242", "123-45-6789", "ssn 123456789", "jane@example.com", "https://u:p@h.io/",
     "(415) 555-0132", "+44 20 7946 0958", "020 7946 0958", "DE89 3704 0044 0532 0130 00", "203.0.113.42", "2001:db8::1",
