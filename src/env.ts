@@ -1,11 +1,14 @@
 /**
  * @module The Worker's bindings (wrangler.toml) as one type.
  */
+import type { AuditLogDurableObject } from "./audit/durable-object.ts";
 import type { ConnectorDurableObject } from "./connectors/durable-object.ts";
 
 export interface Env {
   DB: D1Database;
   CONNECTOR: DurableObjectNamespace<ConnectorDurableObject>;
+  /** One AuditLog object per tenant (named by the tenant id): the only writer of its audit chain. */
+  AUDIT_LOG: DurableObjectNamespace<AuditLogDurableObject>;
   /** Comma-separated extra hostnames a browser Origin may have. */
   ALLOWED_ORIGINS?: string;
   /** Comma-separated accepted Host header values; empty accepts any. */
@@ -20,4 +23,13 @@ export interface Env {
    * `hash` action masks instead.
    */
   REDACTION_HMAC_KEY?: string;
+  /**
+   * Secret: base64url (no padding) of a 32-byte Ed25519 seed that signs audit checkpoints (docs/audit-chain.md).
+   * Unset = no checkpoints: the chain still links, but a deleted tail is visible only against the live head.
+   */
+  AUDIT_SIGNING_KEY?: string;
+  /** A checkpoint at least every this many entries (default 1000). */
+  AUDIT_CHECKPOINT_EVERY?: string;
+  /** …and at the latest this many seconds after an entry (default 60). */
+  AUDIT_CHECKPOINT_SECONDS?: string;
 }

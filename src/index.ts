@@ -18,6 +18,7 @@ import { log } from "./log.ts";
 import { jsonRpcErrorResponse } from "./mcp/errors.ts";
 import { serveMcp } from "./mcp/route.ts";
 
+export { AuditLogDurableObject } from "./audit/durable-object.ts";
 export { ConnectorDurableObject } from "./connectors/durable-object.ts";
 
 const app = new Hono<GatewayContext>();

@@ -86,12 +86,17 @@ export const gatewayConfigSchema = z.strictObject({
     .default({ type: "api-key", keys: [] }),
   servers: z.array(serverConfigSchema).default([]),
   policies: z.array(policySchema).default([]),
+  /** The tenant's audit chain (docs/audit-chain.md). The seed's `storage` and `path` are accepted and unused: the chain lives in the tenant's AuditLog Durable Object and D1. */
   audit: z
     .strictObject({
       enabled: z.boolean().default(true),
       storage: z.string().optional(),
       path: z.string().optional(),
-      hashChain: z.boolean().default(true),
+      hashChain: z.literal(true, { error: "the hash chain cannot be turned off: it is what makes the audit log tamper-evident" }).default(true),
+      /** `closed`: a call whose entry cannot be written fails (its result is withheld); `open`: it proceeds, logged. */
+      failureMode: z.enum(["closed", "open"]).default("closed"),
+      /** Days of entries kept in D1; absent = kept for ever. Pruning keeps the chain verifiable from a checkpoint. */
+      retentionDays: z.number().int().min(1).max(36_500).optional(),
     })
     .optional(),
   metering: z

@@ -133,3 +133,60 @@ export const servers = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] }), index("servers_connector").on(t.tenantId, t.connectorId)],
 );
+
+/**
+ * The D1 copy of every tenant's audit chain (docs/audit-chain.md), shipped in batches from the tenant's AuditLog
+ * Durable Object, which alone writes the chain; `INSERT OR IGNORE` on (tenant, seq) makes a re-shipped batch
+ * harmless. Column for field: every hashed field is stored as written, `arguments` and `result` as JSON text.
+ * Queries, stats, exports and verification read this table; nothing but pruning (retention) ever deletes from it.
+ */
+export const auditEntries = sqliteTable(
+  "audit_entries",
+  {
+    tenantId: text("tenant_id").notNull(),
+    seq: integer("seq", { mode: "number" }).notNull(),
+    timestamp: integer("timestamp", { mode: "number" }).notNull(),
+    consumer: text("consumer"),
+    keyId: text("key_id"),
+    clientIp: text("client_ip"),
+    requestId: text("request_id").notNull(),
+    sessionId: text("session_id"),
+    server: text("server"),
+    method: text("method").notNull(),
+    tool: text("tool"),
+    /** JSON text of the redacted arguments (`null` as the JSON text "null"). */
+    arguments: text("arguments").notNull(),
+    /** JSON text of the redacted, possibly truncated result. */
+    result: text("result").notNull(),
+    resultDigest: text("result_digest"),
+    status: text("status").notNull(),
+    errorCode: integer("error_code", { mode: "number" }),
+    errorMessage: text("error_message"),
+    latencyMs: integer("latency_ms", { mode: "number" }).notNull(),
+    ruleId: text("rule_id"),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.seq] }),
+    index("audit_entries_time").on(t.tenantId, t.timestamp),
+    index("audit_entries_consumer").on(t.tenantId, t.consumer, t.timestamp),
+    index("audit_entries_tool").on(t.tenantId, t.server, t.tool, t.timestamp),
+    index("audit_entries_status").on(t.tenantId, t.status, t.timestamp),
+  ],
+);
+
+/** Signed checkpoints of the audit chains (src/audit/checkpoint.ts), shipped with the entries. */
+export const auditCheckpoints = sqliteTable(
+  "audit_checkpoints",
+  {
+    tenantId: text("tenant_id").notNull(),
+    seq: integer("seq", { mode: "number" }).notNull(),
+    hash: text("hash").notNull(),
+    /** Epoch milliseconds of the signature. */
+    time: integer("time", { mode: "number" }).notNull(),
+    keyId: text("key_id").notNull(),
+    signature: text("signature").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.seq, t.keyId] })],
+);

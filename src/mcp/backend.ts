@@ -16,6 +16,8 @@ import { tenantConfig, type TenantConfig } from "../config/tenant-config.ts";
 import { tenantHasher } from "../redact/hash.ts";
 import { tenantCatalog, type TenantCatalog } from "./catalog-cache.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
+import { appendAuditEntry } from "../audit/append.ts";
+import { GatewayErrorCode } from "./errors.ts";
 
 /**
  * @param waitUntil keeps work alive after the agent's response has ended (the cancellation of an abandoned call).
@@ -37,6 +39,21 @@ export function workerBackend(env: Env, db: Database, principal: Principal, wait
     policies: async () => (await loadConfig()).policies,
     redaction: async () => (await loadConfig()).redaction,
     hasher: tenantHasher(env.REDACTION_HMAC_KEY, principal.tenant),
+    async audit(fields) {
+      // Without the tenant's configuration its audit mode is unknown: closed, the safe reading.
+      const audit = (await loadConfig().catch(() => undefined))?.published?.audit;
+      if (audit?.enabled === false) return;
+      try {
+        await appendAuditEntry(env, fields);
+      } catch (error) {
+        log({ event: "audit.append_failed", tenant: principal.tenant, mode: audit?.failureMode ?? "closed", detail: (error as Error).message }, "error");
+        if (audit?.failureMode === "open") return;
+        throw new ProtocolError(
+          GatewayErrorCode.AuditUnavailable,
+          "The call could not be recorded in the audit log, so its result is withheld (this tenant's audit mode is closed). It may have run upstream; retry shortly",
+        );
+      }
+    },
     async relay(serverId, request, onNotification, signal) {
       const connector = (await load()).connectorOf.get(serverId);
       if (!connector) {

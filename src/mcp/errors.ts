@@ -17,6 +17,11 @@ export const GatewayErrorCode = {
   Forbidden: -32000,
   /** A policy denied the call; `data` names the rule (`ruleId`, `policyId`; null for the default deny). */
   Denied: -32003,
+  /**
+   * The call's audit entry could not be written and the tenant's audit mode is `closed`: the result is withheld.
+   * The call may have run upstream (its entry is what failed).
+   */
+  AuditUnavailable: -32005,
 } as const;
 
 /** A JSON-RPC error response for failures that happen before a message is parsed (auth, origin, size). */

@@ -26,6 +26,8 @@ import {
   type RedactionTarget,
 } from "../redact/engine.ts";
 import { clip } from "../text.ts";
+import type { AuditFields } from "../audit/entry.ts";
+import { CallAudit, type AuditOrigin, type CallOutcome as AuditedOutcome } from "./call-audit.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
 
 export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
@@ -50,6 +52,11 @@ export interface GatewayBackend {
     onNotification: (n: RelayedNotification) => Promise<void>,
     signal: AbortSignal,
   ): Promise<CallOutcome>;
+  /**
+   * Appends one entry to the tenant's audit chain; resolves once it is durable. When it cannot be written it throws
+   * a ProtocolError if the tenant's audit mode is `closed`, and resolves (having logged) if it is `open`.
+   */
+  audit(fields: AuditFields): Promise<void>;
 }
 
 /** Who is calling, from the transport (never from a tool argument). */
@@ -57,6 +64,8 @@ export interface Caller {
   principal: PolicyPrincipal;
   /** The request's `MCP-Protocol-Version` header, for 2025-era requests that carry it. */
   protocolVersionHeader?: string | undefined;
+  /** Who and where, as recorded in the audit chain. */
+  origin: AuditOrigin;
 }
 
 type Params = Record<string, unknown>;
@@ -90,9 +99,35 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     return { policies, visible: visibleCatalog(catalog, principal, policies) };
   };
 
-  /** Refuses unless policy allows; the error names the rule that decided. */
-  const authorize = (policies: CompiledPolicies, subject: PolicySubject, args?: unknown) => {
+  /**
+   * Runs one call of `method` and records it in the audit chain, whatever its outcome, before the agent gets the
+   * answer (the chain's ordering guarantee). When the entry cannot be written in `closed` mode, a result is
+   * withheld and the audit failure answered instead; a failed call keeps its own error.
+   */
+  const audited = async <T>(method: string, run: (audit: CallAudit) => Promise<T>): Promise<T> => {
+    const audit = new CallAudit(method, caller.origin, Date.now());
+    let outcome: AuditedOutcome;
+    try {
+      outcome = { ok: true, result: await run(audit) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    const redaction = await backend.redaction().catch(() => undefined);
+    try {
+      await backend.audit(audit.fields(outcome, redaction, backend.hasher, Date.now()));
+    } catch (auditError) {
+      if (outcome.ok) throw auditError;
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.result as T;
+  };
+
+  /** Refuses unless policy allows; the error names the rule that decided. The decision is noted for the audit. */
+  const authorize = (policies: CompiledPolicies, subject: PolicySubject, args: unknown, audit: CallAudit) => {
     const decision = policies.decide(principal, subject, args);
+    audit.server = subject.server;
+    audit.tool = subject.name;
+    audit.ruleId = decision.ruleId;
     if (decision.allowed) return;
     throw new ProtocolError(GatewayErrorCode.Denied, `${describeSubject(subject)} is not allowed: ${decision.reason}`, {
       ruleId: decision.ruleId,
@@ -101,17 +136,22 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   };
 
   /** tools/call of an exposed name: a gateway tool, or an upstream tool through policy and relay. */
-  const callTool = async (params: Params & { name: string }, ctx: ServerContext): Promise<Params> => {
+  const callTool = async (params: Params & { name: string }, ctx: ServerContext, audit: CallAudit): Promise<Params> => {
+    // Through `call`, the entry describes the tool actually called: the inner call overwrites what the outer noted.
+    audit.tool = params.name;
+    audit.arguments = params.arguments ?? null;
+    audit.server = null;
+    audit.target = undefined;
     const { catalog, policies } = await view();
     const meta = metaTool(params.name);
     if (meta) {
-      authorize(policies, metaSubject(params.name), params.arguments);
+      authorize(policies, metaSubject(params.name), params.arguments, audit);
       try {
         return await meta.run(params.arguments, {
           catalog,
           principal,
           policies,
-          callTool: (name, args) => callTool({ ...params, name, arguments: args }, ctx),
+          callTool: (name, args) => callTool({ ...params, name, arguments: args }, ctx, audit),
         });
       } catch (error) {
         if (!(error instanceof MetaToolInputError)) throw error;
@@ -122,9 +162,10 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       }
     }
     const route = routeOf(catalog, "tool", params.name, mayUseServer(policies));
-    authorize(policies, toolSubject(route), params.arguments);
+    audit.target = { server: route.serverId, name: route.upstreamName };
+    authorize(policies, toolSubject(route), params.arguments, audit);
     assertAvailable(catalog, route.serverId);
-    const redaction = await redactionFor({ server: route.serverId, name: route.upstreamName });
+    const redaction = await redactionFor(audit.target);
     return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx, redaction);
   };
 
@@ -136,21 +177,28 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     return listPage("tools", [...own, ...upstream], request.params?.cursor);
   });
 
-  server.setRequestHandler("tools/call", async (request, ctx) => callTool(request.params as Params & { name: string }, ctx) as never);
+  server.setRequestHandler("tools/call", async (request, ctx) =>
+    audited("tools/call", (audit) => callTool(request.params as Params & { name: string }, ctx, audit)) as never,
+  );
 
   server.setRequestHandler("prompts/list", async (request) =>
     listPage("prompts", (await listed()).visible.prompts.map((p) => p.definition), request.params?.cursor),
   );
 
-  server.setRequestHandler("prompts/get", async (request, ctx) => {
-    const params = request.params as Params & { name: string };
-    const { catalog, policies } = await view();
-    const route = routeOf(catalog, "prompt", params.name, mayUseServer(policies));
-    authorize(policies, promptSubject(route), params.arguments);
-    assertAvailable(catalog, route.serverId);
-    const redaction = await redactionFor({ server: route.serverId, name: route.upstreamName });
-    return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx, redaction) as never;
-  });
+  server.setRequestHandler("prompts/get", async (request, ctx) =>
+    audited("prompts/get", async (audit) => {
+      const params = request.params as Params & { name: string };
+      audit.tool = params.name;
+      audit.arguments = params.arguments ?? null;
+      const { catalog, policies } = await view();
+      const route = routeOf(catalog, "prompt", params.name, mayUseServer(policies));
+      audit.target = { server: route.serverId, name: route.upstreamName };
+      authorize(policies, promptSubject(route), params.arguments, audit);
+      assertAvailable(catalog, route.serverId);
+      const redaction = await redactionFor(audit.target);
+      return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx, redaction);
+    }) as never,
+  );
 
   server.setRequestHandler("resources/list", async (request) =>
     listPage("resources", (await listed()).visible.resources.map((r) => r.definition), request.params?.cursor),
@@ -160,50 +208,62 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     listPage("resourceTemplates", (await listed()).visible.resourceTemplates.map((t) => t.definition), request.params?.cursor),
   );
 
-  server.setRequestHandler("resources/read", async (request, ctx) => {
-    const params = request.params as Params & { uri: string };
-    const { catalog, policies } = await view();
-    const target = catalog.resourceTarget(params.uri);
-    if (!target) {
-      throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
-    }
-    // A read through a template is judged on the URI and on the template: a deny written for either holds.
-    authorize(policies, resourceSubject(target.serverId, params.uri));
-    if (target.uriTemplate !== undefined) authorize(policies, resourceSubject(target.serverId, target.uriTemplate));
-    assertAvailable(catalog, target.serverId);
-    const redaction = await redactionFor({ server: target.serverId, name: params.uri });
-    return relay(backend, target.serverId, "resources/read", params, ctx, redaction) as never;
-  });
-
-  server.setRequestHandler("completion/complete", async (request, ctx) => {
-    const params = request.params as Params & {
-      ref: { type: string; name?: string; uri?: string };
-      argument?: { name?: unknown; value?: unknown };
-      context?: { arguments?: Record<string, unknown> };
-    };
-    const { catalog, policies } = await view();
-    const ref = params.ref;
-    if (ref.type === "ref/prompt" && typeof ref.name === "string") {
-      const route = routeOf(catalog, "prompt", ref.name, mayUseServer(policies));
-      // Completing an argument is using the prompt with the arguments known so far: a conditional allow must hold
-      // for them, or completion would list values (say, other customers' ids) the caller may not use.
-      authorize(policies, promptSubject(route), completionArguments(params));
-      assertAvailable(catalog, route.serverId);
-      const redaction = await redactionFor({ server: route.serverId, name: route.upstreamName });
-      return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx, redaction) as never;
-    }
-    if (ref.type === "ref/resource" && typeof ref.uri === "string") {
-      const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
-      if (!serverId) {
-        throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
+  server.setRequestHandler("resources/read", async (request, ctx) =>
+    audited("resources/read", async (audit) => {
+      const params = request.params as Params & { uri: string };
+      audit.tool = params.uri;
+      const { catalog, policies } = await view();
+      const target = catalog.resourceTarget(params.uri);
+      if (!target) {
+        throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
       }
-      authorize(policies, resourceSubject(serverId, ref.uri));
-      assertAvailable(catalog, serverId);
-      const redaction = await redactionFor({ server: serverId, name: ref.uri });
-      return relay(backend, serverId, "completion/complete", params, ctx, redaction) as never;
-    }
-    throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${echo(String(ref.type))}"`);
-  });
+      audit.target = { server: target.serverId, name: params.uri };
+      // A read through a template is judged on the URI and on the template: a deny written for either holds.
+      authorize(policies, resourceSubject(target.serverId, params.uri), undefined, audit);
+      if (target.uriTemplate !== undefined) authorize(policies, resourceSubject(target.serverId, target.uriTemplate), undefined, audit);
+      audit.tool = params.uri;
+      assertAvailable(catalog, target.serverId);
+      const redaction = await redactionFor(audit.target);
+      return relay(backend, target.serverId, "resources/read", params, ctx, redaction);
+    }) as never,
+  );
+
+  server.setRequestHandler("completion/complete", async (request, ctx) =>
+    audited("completion/complete", async (audit) => {
+      const params = request.params as Params & {
+        ref: { type: string; name?: string; uri?: string };
+        argument?: { name?: unknown; value?: unknown };
+        context?: { arguments?: Record<string, unknown> };
+      };
+      const { catalog, policies } = await view();
+      const ref = params.ref;
+      audit.arguments = completionArguments(params);
+      if (ref.type === "ref/prompt" && typeof ref.name === "string") {
+        audit.tool = ref.name;
+        const route = routeOf(catalog, "prompt", ref.name, mayUseServer(policies));
+        audit.target = { server: route.serverId, name: route.upstreamName };
+        // Completing an argument is using the prompt with the arguments known so far: a conditional allow must hold
+        // for them, or completion would list values (say, other customers' ids) the caller may not use.
+        authorize(policies, promptSubject(route), completionArguments(params), audit);
+        assertAvailable(catalog, route.serverId);
+        const redaction = await redactionFor(audit.target);
+        return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx, redaction);
+      }
+      if (ref.type === "ref/resource" && typeof ref.uri === "string") {
+        audit.tool = ref.uri;
+        const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
+        if (!serverId) {
+          throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
+        }
+        audit.target = { server: serverId, name: ref.uri };
+        authorize(policies, resourceSubject(serverId, ref.uri), undefined, audit);
+        assertAvailable(catalog, serverId);
+        const redaction = await redactionFor(audit.target);
+        return relay(backend, serverId, "completion/complete", params, ctx, redaction);
+      }
+      throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${echo(String(ref.type))}"`);
+    }) as never,
+  );
 
   return server;
 }

@@ -16,14 +16,31 @@ export async function serveMcp(c: Context<GatewayContext>): Promise<Response> {
   const principal = c.get("principal");
   const backend = workerBackend(c.env, database(c.env.DB), principal, (work) => c.executionCtx.waitUntil(work));
   // A handler per request: the factory closes over this caller's backend, so no state crosses requests or tenants.
-  const caller = { principal, protocolVersionHeader: c.req.header("mcp-protocol-version") };
+  const requestId = crypto.randomUUID();
+  const caller = {
+    principal,
+    protocolVersionHeader: c.req.header("mcp-protocol-version"),
+    origin: {
+      tenant: principal.tenant,
+      consumer: principal.consumer,
+      keyId: principal.keyId,
+      // Cloudflare's own header, never X-Forwarded-For (which the client writes).
+      clientIp: c.req.header("cf-connecting-ip") ?? null,
+      requestId,
+      sessionId: c.req.header("mcp-session-id") ?? null,
+    },
+  };
   const handler = createMcpHandler(() => createGatewayServer(backend, caller), {
     maxRequestBodySize: MAX_MESSAGE_BYTES,
     onerror: (error) => log({ event: "mcp.error", tenant: principal.tenant, consumer: principal.consumer, detail: error.message }, "warn"),
   });
-  return handler.fetch(c.req.raw, {
+  const response = await handler.fetch(c.req.raw, {
     // The SDK passes authInfo through to handlers; the key itself never travels past authentication, so `token`
     // carries the key's id, not its secret.
     authInfo: { token: `key:${principal.keyId}`, clientId: principal.consumer, scopes: principal.roles },
   });
+  // The id the audit entries of this request carry: what an operator searches for when an agent reports a problem.
+  const answered = new Response(response.body, response);
+  answered.headers.set("x-request-id", requestId);
+  return answered;
 }

@@ -1,0 +1,255 @@
+/**
+ * @module The AuditLog Durable Object, one per tenant (decision D4): the only writer of the tenant's hash chain.
+ *
+ * - {@link AuditLogDurableObject.append} reads the head, hashes the entry onto it and stores it in ONE
+ *   `transactionSync` with no await inside, so concurrent requests make one linear chain and nothing can interleave.
+ *   The RPC resolves only once the write is durable (the output gate), so an entry is stored before the agent that
+ *   caused it gets its response.
+ * - Every {@link CHECKPOINT_EVERY_DEFAULT} entries (in the same transaction) and at the latest
+ *   {@link CHECKPOINT_INTERVAL_DEFAULT_MS} after an unsigned entry (by alarm), the head is signed with the Worker
+ *   secret AUDIT_SIGNING_KEY (Ed25519, src/audit/checkpoint.ts).
+ * - An alarm ships entries and checkpoints to D1 in batches with `INSERT OR IGNORE`, then marks them shipped and
+ *   drops the shipped entries from the object's own storage. A failure anywhere (D1, the alarm, an eviction) leaves
+ *   the rows unshipped and the next attempt (backed off, never given up) sends them again: idempotent, nothing lost.
+ *
+ * The object keeps only the head, the checkpoints and what D1 does not have yet; D1 is the queryable copy.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { appendEntry, GENESIS_HEAD } from "./chain.ts";
+import { type AuditCheckpoint, publicKeyFromPrivate, publicKeyId, signCheckpoint } from "./checkpoint.ts";
+import type { AuditEntry, AuditFields, ChainHead } from "./entry.ts";
+import { checkpointToRow, entryToRow } from "./rows.ts";
+import { database } from "../db/client.ts";
+import { auditCheckpoints, auditEntries } from "../db/schema.ts";
+import type { Env } from "../env.ts";
+import { log } from "../log.ts";
+
+export const CHECKPOINT_EVERY_DEFAULT = 1_000;
+export const CHECKPOINT_INTERVAL_DEFAULT_MS = 60_000;
+/** Appends within this delay ship together. */
+const SHIP_DELAY_MS = 200;
+/** Entries per D1 batch: one statement each (21 bound values, under D1's 100 per statement). */
+const SHIP_BATCH = 200;
+/** Shipping retries back off exponentially up to this, and never give up. */
+const MAX_RETRY_DELAY_MS = 60_000;
+
+/** What {@link AuditLogDurableObject.state} reports. */
+export interface AuditLogState {
+  tenant: string | null;
+  head: ChainHead;
+  /** The last seq D1 holds (everything up to it was shipped). */
+  shippedSeq: number;
+  /** The latest signed checkpoint, or null. */
+  checkpoint: AuditCheckpoint | null;
+  /** Consecutive failed shipping attempts (0 when D1 is up to date or the last attempt succeeded). */
+  shipFailures: number;
+}
+
+/** What an append returns: where the entry landed. */
+export interface AuditReceipt {
+  seq: number;
+  hash: string;
+}
+
+interface SigningKey {
+  privateKey: string;
+  publicKey: string;
+  keyId: string;
+}
+
+interface StateRow {
+  tenant: string | null;
+  seq: number;
+  hash: string;
+  shipped_seq: number;
+  checkpoint_seq: number;
+  checkpoint_time: number;
+  ship_failures: number;
+  [column: string]: SqlStorageValue;
+}
+
+export class AuditLogDurableObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly signingKey: SigningKey | undefined;
+  private readonly checkpointEvery: number;
+  private readonly checkpointIntervalMs: number;
+  /** Whether an alarm is known to be set; false after an eviction, when setting one again is harmless. */
+  private alarmSet = false;
+  /** One shipping run at a time (the alarm and flush() may both ask). */
+  private shipping: Promise<void> | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        tenant TEXT,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        shipped_seq INTEGER NOT NULL DEFAULT 0,
+        checkpoint_seq INTEGER NOT NULL DEFAULT 0,
+        checkpoint_time INTEGER NOT NULL DEFAULT 0,
+        ship_failures INTEGER NOT NULL DEFAULT 0
+      );
+      INSERT OR IGNORE INTO state (id, tenant, seq, hash) VALUES (1, NULL, 0, '${GENESIS_HEAD.hash}');
+      CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER NOT NULL, key_id TEXT NOT NULL, json TEXT NOT NULL, shipped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (seq, key_id));
+    `);
+    this.signingKey = signingKeyFrom(env.AUDIT_SIGNING_KEY);
+    this.checkpointEvery = positiveInt(env.AUDIT_CHECKPOINT_EVERY, CHECKPOINT_EVERY_DEFAULT);
+    this.checkpointIntervalMs = positiveInt(env.AUDIT_CHECKPOINT_SECONDS, CHECKPOINT_INTERVAL_DEFAULT_MS / 1000) * 1000;
+  }
+
+  /**
+   * Appends one entry to the chain. Throws a TypeError for fields that are not an entry's (a programming error) or
+   * of another tenant than this object's; storage failures throw as they come. Either way nothing is written.
+   */
+  async append(fields: AuditFields): Promise<AuditReceipt> {
+    const entry = this.ctx.storage.transactionSync(() => {
+      const state = this.readState();
+      if (state.tenant !== null && state.tenant !== fields.tenant) {
+        throw new TypeError(`this audit log belongs to tenant "${state.tenant}", not "${fields.tenant}"`);
+      }
+      if (this.ctx.id.name !== undefined && this.ctx.id.name !== fields.tenant) {
+        throw new TypeError(`this audit log is named "${this.ctx.id.name}", not "${fields.tenant}"`);
+      }
+      const appended = appendEntry({ seq: state.seq, hash: state.hash }, fields);
+      this.sql.exec("INSERT INTO entries (seq, json) VALUES (?, ?)", appended.seq, JSON.stringify(appended));
+      this.sql.exec("UPDATE state SET tenant = ?, seq = ?, hash = ? WHERE id = 1", appended.tenant, appended.seq, appended.hash);
+      if (appended.seq - state.checkpoint_seq >= this.checkpointEvery) this.checkpoint(appended.tenant, appended, appended.timestamp);
+      return appended;
+    });
+    await this.scheduleAlarm(Date.now() + SHIP_DELAY_MS);
+    return { seq: entry.seq, hash: entry.hash };
+  }
+
+  /** The live head, shipping progress and latest checkpoint. */
+  async state(): Promise<AuditLogState> {
+    const state = this.readState();
+    return {
+      tenant: state.tenant,
+      head: { seq: state.seq, hash: state.hash },
+      shippedSeq: state.shipped_seq,
+      checkpoint: this.latestCheckpoint(),
+      shipFailures: state.ship_failures,
+    };
+  }
+
+  /** The public half of the signing key (null without one), for verifiers. */
+  async publicKey(): Promise<{ publicKey: string; keyId: string } | null> {
+    return this.signingKey ? { publicKey: this.signingKey.publicKey, keyId: this.signingKey.keyId } : null;
+  }
+
+  /**
+   * Signs the head now when entries came after the last checkpoint, and ships everything to D1; resolves with the
+   * state after. Throws when D1 refuses (the alarm keeps retrying regardless).
+   */
+  async flush(): Promise<AuditLogState> {
+    this.ctx.storage.transactionSync(() => this.checkpointIfBehind(Date.now()));
+    await this.ship();
+    return this.state();
+  }
+
+  override async alarm(): Promise<void> {
+    this.alarmSet = false;
+    const now = Date.now();
+    try {
+      this.ctx.storage.transactionSync(() => {
+        const state = this.readState();
+        if (now - state.checkpoint_time >= this.checkpointIntervalMs) this.checkpointIfBehind(now);
+      });
+      await this.ship();
+      this.sql.exec("UPDATE state SET ship_failures = 0 WHERE id = 1");
+      // Entries after the last checkpoint get one within the interval, even if no more come.
+      const state = this.readState();
+      if (this.signingKey && state.seq > state.checkpoint_seq) await this.scheduleAlarm(state.checkpoint_time + this.checkpointIntervalMs);
+    } catch (error) {
+      this.sql.exec("UPDATE state SET ship_failures = ship_failures + 1 WHERE id = 1");
+      const failures = this.readState().ship_failures;
+      const delay = Math.min(MAX_RETRY_DELAY_MS, SHIP_DELAY_MS * 2 ** Math.min(failures, 20));
+      log({ event: "audit.ship_failed", tenant: this.readState().tenant, failures, retryInMs: delay, detail: (error as Error).message }, "error");
+      // Our own retry schedule, not the runtime's (which gives up after a few attempts): the rows wait in storage.
+      await this.scheduleAlarm(now + delay, true);
+    }
+  }
+
+  private readState(): StateRow {
+    return this.sql.exec<StateRow>("SELECT tenant, seq, hash, shipped_seq, checkpoint_seq, checkpoint_time, ship_failures FROM state WHERE id = 1").one();
+  }
+
+  private latestCheckpoint(): AuditCheckpoint | null {
+    const row = this.sql.exec<{ json: string }>("SELECT json FROM checkpoints ORDER BY seq DESC LIMIT 1").toArray()[0];
+    return row ? (JSON.parse(row.json) as AuditCheckpoint) : null;
+  }
+
+  /** Signs a checkpoint of the head when it moved since the last one. Inside a transaction. */
+  private checkpointIfBehind(now: number): void {
+    const state = this.readState();
+    if (state.tenant !== null && state.seq > state.checkpoint_seq) this.checkpoint(state.tenant, { seq: state.seq, hash: state.hash }, now);
+  }
+
+  /** Signs and stores a checkpoint of `head` (no-op without a signing key). Inside a transaction. */
+  private checkpoint(tenant: string, head: ChainHead, time: number): void {
+    if (!this.signingKey) return;
+    const checkpoint = signCheckpoint({ tenant, seq: head.seq, hash: head.hash, time }, this.signingKey.privateKey);
+    this.sql.exec("INSERT OR IGNORE INTO checkpoints (seq, key_id, json) VALUES (?, ?, ?)", checkpoint.seq, checkpoint.keyId, JSON.stringify(checkpoint));
+    this.sql.exec("UPDATE state SET checkpoint_seq = ?, checkpoint_time = ? WHERE id = 1", head.seq, time);
+  }
+
+  private async scheduleAlarm(at: number, force = false): Promise<void> {
+    if (this.alarmSet && !force) return;
+    this.alarmSet = true;
+    await this.ctx.storage.setAlarm(at);
+  }
+
+  private ship(): Promise<void> {
+    // A run already going will pick up what was appended meanwhile (it loops until nothing is left).
+    this.shipping ??= this.shipAll().finally(() => (this.shipping = undefined));
+    return this.shipping;
+  }
+
+  private async shipAll(): Promise<void> {
+    const db = database(this.env.DB);
+    for (;;) {
+      const state = this.readState();
+      const entries = this.sql
+        .exec<{ json: string }>("SELECT json FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", state.shipped_seq, SHIP_BATCH)
+        .toArray()
+        .map((row) => JSON.parse(row.json) as AuditEntry);
+      const checkpoints = this.sql
+        .exec<{ json: string }>("SELECT json FROM checkpoints WHERE shipped = 0 ORDER BY seq")
+        .toArray()
+        .map((row) => JSON.parse(row.json) as AuditCheckpoint);
+      if (entries.length === 0 && checkpoints.length === 0) return;
+      const statements = [
+        ...entries.map((entry) => db.insert(auditEntries).values(entryToRow(entry)).onConflictDoNothing()),
+        ...checkpoints.map((checkpoint) => db.insert(auditCheckpoints).values(checkpointToRow(checkpoint)).onConflictDoNothing()),
+      ];
+      await db.batch(statements as [(typeof statements)[number], ...typeof statements]);
+      const last = entries.at(-1)?.seq ?? state.shipped_seq;
+      this.ctx.storage.transactionSync(() => {
+        this.sql.exec("UPDATE state SET shipped_seq = MAX(shipped_seq, ?) WHERE id = 1", last);
+        this.sql.exec("DELETE FROM entries WHERE seq <= ?", last);
+        for (const checkpoint of checkpoints) this.sql.exec("UPDATE checkpoints SET shipped = 1 WHERE seq = ? AND key_id = ?", checkpoint.seq, checkpoint.keyId);
+      });
+    }
+  }
+}
+
+/** The signing key from the secret, or undefined (logged) when it is unset or not a base64url Ed25519 seed. */
+function signingKeyFrom(secret: string | undefined): SigningKey | undefined {
+  if (!secret) return undefined;
+  try {
+    const publicKey = publicKeyFromPrivate(secret);
+    return { privateKey: secret, publicKey, keyId: publicKeyId(publicKey) };
+  } catch {
+    log({ event: "audit.signing_key_invalid", detail: "AUDIT_SIGNING_KEY is not base64url of a 32-byte Ed25519 seed; checkpoints are not signed" }, "error");
+    return undefined;
+  }
+}
+
+function positiveInt(text: string | undefined, fallback: number): number {
+  const value = Number(text);
+  return Number.isSafeInteger(value) && value > 0 ? value : fallback;
+}

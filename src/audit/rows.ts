@@ -1,0 +1,52 @@
+/**
+ * @module An audit entry as a D1 row of `audit_entries` and back (src/db/schema.ts). Pure. The payloads are stored
+ * as JSON text; entries are normalised plain JSON (entry.ts), so `JSON.parse(JSON.stringify(x))` gives back the very
+ * value that was hashed and a row read back verifies.
+ */
+import type { AuditCheckpoint } from "./checkpoint.ts";
+import type { AuditEntry, AuditStatus } from "./entry.ts";
+import type { auditCheckpoints, auditEntries } from "../db/schema.ts";
+
+export type AuditEntryRow = typeof auditEntries.$inferSelect;
+export type AuditCheckpointRow = typeof auditCheckpoints.$inferSelect;
+
+export function entryToRow(entry: AuditEntry): AuditEntryRow {
+  const { tenant, arguments: args, result, ...rest } = entry;
+  return { ...rest, tenantId: tenant, arguments: JSON.stringify(args), result: JSON.stringify(result) };
+}
+
+/** The entry a row holds, in the field order of AUDIT_ENTRY_FIELDS. A row that is not JSON where JSON belongs throws. */
+export function rowToEntry(row: AuditEntryRow): AuditEntry {
+  return {
+    seq: row.seq,
+    timestamp: row.timestamp,
+    tenant: row.tenantId,
+    consumer: row.consumer,
+    keyId: row.keyId,
+    clientIp: row.clientIp,
+    requestId: row.requestId,
+    sessionId: row.sessionId,
+    server: row.server,
+    method: row.method,
+    tool: row.tool,
+    arguments: JSON.parse(row.arguments),
+    result: JSON.parse(row.result),
+    resultDigest: row.resultDigest,
+    status: row.status as AuditStatus,
+    errorCode: row.errorCode,
+    errorMessage: row.errorMessage,
+    latencyMs: row.latencyMs,
+    ruleId: row.ruleId,
+    prevHash: row.prevHash,
+    hash: row.hash,
+  };
+}
+
+export function checkpointToRow(checkpoint: AuditCheckpoint): AuditCheckpointRow {
+  const { tenant, ...rest } = checkpoint;
+  return { tenantId: tenant, ...rest };
+}
+
+export function rowToCheckpoint(row: AuditCheckpointRow): AuditCheckpoint {
+  return { tenant: row.tenantId, seq: row.seq, hash: row.hash, time: row.time, keyId: row.keyId, signature: row.signature };
+}
