@@ -18,6 +18,10 @@ export default defineConfig(async () => {
                   ALLOWED_HOSTS: "gateway.test",
                   // SHA-256 of PLATFORM_TOKEN (test/worker/fixtures.ts): the platform admin token of the worker tests.
                   ADMIN_TOKEN_SHA256: "b64caead7c91fd77e0917f545f289b85463cab064939b82648523f4ad4a1f7e3",
+                  // The audit checkpoint signing key of the worker tests: the seed bytes 1…32 (docs/audit-chain.md's
+                  // golden vector), so tests can sign checkpoints themselves. Checkpoints every 25 entries, not 1000.
+                  AUDIT_SIGNING_KEY: "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA",
+                  AUDIT_CHECKPOINT_EVERY: "25",
                 },
               },
             }),

@@ -1,9 +1,17 @@
 /**
  * @module The Worker's way into a tenant's audit chain: the tenant's AuditLog Durable Object, named by the tenant id.
  */
+import type { IdentifiedRefusal } from "../auth/authenticate.ts";
+import { tenantConfig } from "../config/tenant-config.ts";
+import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
+import { log } from "../log.ts";
+import { GatewayErrorCode } from "../mcp/errors.ts";
 import type { AuditFields } from "./entry.ts";
 import type { AuditReceipt } from "./durable-object.ts";
+
+/** The `method` of an entry for a refused credential: the request's body is never read, so its MCP method is unknown. */
+export const AUTHENTICATE_METHOD = "authenticate";
 
 /** The AuditLog object of a tenant. */
 export function auditLog(env: Env, tenant: string) {
@@ -13,4 +21,37 @@ export function auditLog(env: Env, tenant: string) {
 /** Appends one entry; resolves once it is durable. Rejects when the object or its storage fails. */
 export function appendAuditEntry(env: Env, fields: AuditFields): Promise<AuditReceipt> {
   return auditLog(env, fields.tenant).append(fields);
+}
+
+/**
+ * Records a refused credential that names its key. The refusal stands whatever happens here, so a failure to write
+ * is logged and not raised (there is no result to withhold).
+ */
+export async function auditRefusal(env: Env, db: Database, who: IdentifiedRefusal, headers: Headers, message: string, startedAt: number): Promise<void> {
+  try {
+    const config = await tenantConfig(db, who.tenant).catch(() => undefined);
+    if (config?.published?.audit?.enabled === false) return;
+    await appendAuditEntry(env, {
+      timestamp: startedAt,
+      tenant: who.tenant,
+      consumer: who.consumer,
+      keyId: who.keyId,
+      clientIp: headers.get("cf-connecting-ip"),
+      requestId: crypto.randomUUID(),
+      sessionId: headers.get("mcp-session-id"),
+      server: null,
+      method: AUTHENTICATE_METHOD,
+      tool: null,
+      arguments: null,
+      result: null,
+      resultDigest: null,
+      status: "unauthenticated",
+      errorCode: GatewayErrorCode.Unauthenticated,
+      errorMessage: message,
+      latencyMs: Math.max(0, Date.now() - startedAt),
+      ruleId: null,
+    });
+  } catch (error) {
+    log({ event: "audit.append_failed", tenant: who.tenant, detail: (error as Error).message }, "error");
+  }
 }

@@ -19,6 +19,9 @@ import { appendEntry, GENESIS_HEAD } from "./chain.ts";
 import { type AuditCheckpoint, publicKeyFromPrivate, publicKeyId, signCheckpoint } from "./checkpoint.ts";
 import type { AuditEntry, AuditFields, ChainHead } from "./entry.ts";
 import { checkpointToRow, entryToRow } from "./rows.ts";
+import { pruneAnchor } from "./retention.ts";
+import { and, eq, lt, lte } from "drizzle-orm";
+import { tenantConfig } from "../config/tenant-config.ts";
 import { database } from "../db/client.ts";
 import { auditCheckpoints, auditEntries } from "../db/schema.ts";
 import type { Env } from "../env.ts";
@@ -32,6 +35,9 @@ const SHIP_DELAY_MS = 200;
 const SHIP_BATCH = 200;
 /** Shipping retries back off exponentially up to this, and never give up. */
 const MAX_RETRY_DELAY_MS = 60_000;
+/** Retention is applied at most this often. */
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** What {@link AuditLogDurableObject.state} reports. */
 export interface AuditLogState {
@@ -65,6 +71,7 @@ interface StateRow {
   checkpoint_seq: number;
   checkpoint_time: number;
   ship_failures: number;
+  pruned_at: number;
   [column: string]: SqlStorageValue;
 }
 
@@ -90,7 +97,8 @@ export class AuditLogDurableObject extends DurableObject<Env> {
         shipped_seq INTEGER NOT NULL DEFAULT 0,
         checkpoint_seq INTEGER NOT NULL DEFAULT 0,
         checkpoint_time INTEGER NOT NULL DEFAULT 0,
-        ship_failures INTEGER NOT NULL DEFAULT 0
+        ship_failures INTEGER NOT NULL DEFAULT 0,
+        pruned_at INTEGER NOT NULL DEFAULT 0
       );
       INSERT OR IGNORE INTO state (id, tenant, seq, hash) VALUES (1, NULL, 0, '${GENESIS_HEAD.hash}');
       CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
@@ -117,7 +125,8 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       const appended = appendEntry({ seq: state.seq, hash: state.hash }, fields);
       this.sql.exec("INSERT INTO entries (seq, json) VALUES (?, ?)", appended.seq, JSON.stringify(appended));
       this.sql.exec("UPDATE state SET tenant = ?, seq = ?, hash = ? WHERE id = 1", appended.tenant, appended.seq, appended.hash);
-      if (appended.seq - state.checkpoint_seq >= this.checkpointEvery) this.checkpoint(appended.tenant, appended, appended.timestamp);
+      // Signed at the time of signing, never an entry's own timestamp: requests that started earlier may land later.
+      if (appended.seq - state.checkpoint_seq >= this.checkpointEvery) this.checkpoint(appended.tenant, appended, Date.now());
       return appended;
     });
     await this.scheduleAlarm(Date.now() + SHIP_DELAY_MS);
@@ -161,6 +170,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       });
       await this.ship();
       this.sql.exec("UPDATE state SET ship_failures = 0 WHERE id = 1");
+      await this.pruneIfDue(now);
       // Entries after the last checkpoint get one within the interval, even if no more come.
       const state = this.readState();
       if (this.signingKey && state.seq > state.checkpoint_seq) await this.scheduleAlarm(state.checkpoint_time + this.checkpointIntervalMs);
@@ -174,8 +184,42 @@ export class AuditLogDurableObject extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Retention: at most once per {@link PRUNE_INTERVAL_MS}, deletes from D1 the entries of the tenant older than its
+   * `audit.retentionDays`, up to and including the newest checkpoint signed before the cutoff, and the checkpoints
+   * before that one. What remains starts right after a kept checkpoint, so it still verifies (docs/audit-chain.md).
+   * Without checkpoints (no signing key) nothing is pruned. A failure is logged and tried again at the next alarm.
+   */
+  private async pruneIfDue(now: number): Promise<void> {
+    const state = this.readState();
+    if (state.tenant === null || now - state.pruned_at < PRUNE_INTERVAL_MS) return;
+    try {
+      const db = database(this.env.DB);
+      const days = (await tenantConfig(db, state.tenant)).published?.audit?.retentionDays;
+      this.sql.exec("UPDATE state SET pruned_at = ? WHERE id = 1", now);
+      if (days === undefined) return;
+      const anchor = pruneAnchor(this.shippedCheckpoints(), state.shipped_seq, now - days * DAY_MS);
+      if (!anchor) return;
+      await db.batch([
+        db.delete(auditEntries).where(and(eq(auditEntries.tenantId, state.tenant), lte(auditEntries.seq, anchor.seq))),
+        db.delete(auditCheckpoints).where(and(eq(auditCheckpoints.tenantId, state.tenant), lt(auditCheckpoints.seq, anchor.seq))),
+      ]);
+      this.sql.exec("DELETE FROM checkpoints WHERE seq < ?", anchor.seq);
+      log({ event: "audit.pruned", tenant: state.tenant, throughSeq: anchor.seq, retentionDays: days });
+    } catch (error) {
+      log({ event: "audit.prune_failed", tenant: state.tenant, detail: (error as Error).message }, "error");
+    }
+  }
+
+  private shippedCheckpoints(): AuditCheckpoint[] {
+    return this.sql
+      .exec<{ json: string }>("SELECT json FROM checkpoints WHERE shipped = 1 ORDER BY seq")
+      .toArray()
+      .map((row) => JSON.parse(row.json) as AuditCheckpoint);
+  }
+
   private readState(): StateRow {
-    return this.sql.exec<StateRow>("SELECT tenant, seq, hash, shipped_seq, checkpoint_seq, checkpoint_time, ship_failures FROM state WHERE id = 1").one();
+    return this.sql.exec<StateRow>("SELECT tenant, seq, hash, shipped_seq, checkpoint_seq, checkpoint_time, ship_failures, pruned_at FROM state WHERE id = 1").one();
   }
 
   private latestCheckpoint(): AuditCheckpoint | null {

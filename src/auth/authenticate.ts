@@ -8,7 +8,12 @@ import { apiKeys, connectors } from "../db/schema.ts";
 import { keyRefusal, type KeyRefusal, type Principal } from "./principal.ts";
 import { bearerCredential, constantTimeEqual, sha256Hex } from "./secrets.ts";
 
-export type Authentication = { ok: true; principal: Principal } | { ok: false; refusal: KeyRefusal | "missing" };
+/** A refused credential that still names its key (revoked, disabled, expired): enough to audit the attempt. */
+export type IdentifiedRefusal = { tenant: string; consumer: string; keyId: string };
+
+export type Authentication =
+  | { ok: true; principal: Principal }
+  | { ok: false; refusal: KeyRefusal | "missing"; identified?: IdentifiedRefusal };
 
 /** Authenticates an agent's `Authorization` header into a principal. */
 export async function authenticateApiKey(db: Database, authorization: string | null, now: number): Promise<Authentication> {
@@ -18,7 +23,7 @@ export async function authenticateApiKey(db: Database, authorization: string | n
   const row = await db.select().from(apiKeys).where(eq(apiKeys.keyHash, digest)).get();
   if (!row || !constantTimeEqual(row.keyHash, digest)) return { ok: false, refusal: "unknown" };
   const refusal = keyRefusal(row, now);
-  if (refusal) return { ok: false, refusal };
+  if (refusal) return { ok: false, refusal, identified: { tenant: row.tenantId, consumer: row.consumerId, keyId: row.id } };
   return { ok: true, principal: { tenant: row.tenantId, consumer: row.consumerId, keyId: row.id, roles: row.roles } };
 }
 

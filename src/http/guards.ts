@@ -5,6 +5,7 @@
 import { originValidationResponse, validateHostHeader } from "@modelcontextprotocol/server";
 import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
+import { auditRefusal } from "../audit/append.ts";
 import { authenticateApiKey } from "../auth/authenticate.ts";
 import type { Principal } from "../auth/principal.ts";
 import { database } from "../db/client.ts";
@@ -63,9 +64,13 @@ const refusalMessages = {
 
 /** Resolves the bearer API key into a principal, or answers 401 with a WWW-Authenticate challenge. */
 export const requireApiKey = createMiddleware<GatewayContext>(async (c, next) => {
-  const outcome = await authenticateApiKey(database(c.env.DB), c.req.header("authorization") ?? null, Date.now());
+  const startedAt = Date.now();
+  const db = database(c.env.DB);
+  const outcome = await authenticateApiKey(db, c.req.header("authorization") ?? null, startedAt);
   if (!outcome.ok) {
     const message = refusalMessages[outcome.refusal];
+    // A refused key that names its tenant (revoked, disabled, expired) is an event that tenant's auditors want to see.
+    if (outcome.identified) await auditRefusal(c.env, db, outcome.identified, c.req.raw.headers, message, startedAt);
     // RFC 6750 §3: no error code when the request carried no credential at all.
     const challenge =
       outcome.refusal === "missing"
