@@ -12,10 +12,11 @@
  * and Durable Objects persist; default wrangler's .wrangler/state).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../src/auth/secrets.ts";
 import { parseGatewayConfig } from "../src/config/schema.ts";
+import { generateCheckpointKeys, publicKeyFromPrivate, publicKeyId } from "../src/audit/checkpoint.ts";
 import { applyMigrations, PROJECT_ROOT, seedDatabase } from "./local-gateway.ts";
 
 const port = Number(process.env.PORT ?? 8787);
@@ -37,6 +38,22 @@ async function ensureConfig(): Promise<{ demo: string; admin: string } | undefin
   const text = example.replace("__DEMO_KEY_HASH__", await sha256Hex(demo)).replace("__ADMIN_KEY_HASH__", await sha256Hex(admin));
   writeFileSync(configPath, text, { mode: 0o600 });
   return { demo, admin };
+}
+
+/**
+ * The local gateway's secrets, made once and kept in .mcp-gateway/dev-secrets.env (mode 600, gitignored) so audit
+ * checkpoints stay verifiable across restarts. Returns the env file and the checkpoint public key.
+ */
+function ensureDevSecrets(): { file: string; publicKey: string; keyId: string } {
+  const dir = join(PROJECT_ROOT, ".mcp-gateway");
+  const file = join(dir, "dev-secrets.env");
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(file, `# Made by npm start for the local gateway only. Never use these in production.\nAUDIT_SIGNING_KEY=${generateCheckpointKeys().privateKey}\n`, { mode: 0o600 });
+  }
+  const privateKey = /^AUDIT_SIGNING_KEY=(.+)$/m.exec(readFileSync(file, "utf8"))?.[1]?.trim() ?? "";
+  const publicKey = publicKeyFromPrivate(privateKey);
+  return { file, publicKey, keyId: publicKeyId(publicKey) };
 }
 
 async function waitForGateway(wrangler: ChildProcess): Promise<void> {
@@ -79,10 +96,14 @@ async function main(): Promise<void> {
   const connector = { id: "local", name: "local connector", tokenHash: await sha256Hex(connectorToken) };
   await seedDatabase(config, connector, { persistTo: statePath }, await sha256Hex(configText));
 
+  const secrets = ensureDevSecrets();
+  const devVars = join(PROJECT_ROOT, ".dev.vars");
   const wrangler = run(
     process.execPath,
     [join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js"), "dev", "--ip", "127.0.0.1", "--port", String(port),
       "--var", "ALLOWED_HOSTS:localhost,127.0.0.1", "--show-interactive-dev-session=false",
+      // Secrets through files, never the command line; the operator's own .dev.vars, if any, wins.
+      "--env-file", secrets.file, ...(existsSync(devVars) ? ["--env-file", devVars] : []),
       ...(statePath ? ["--persist-to", statePath] : [])],
     { ...process.env, WRANGLER_SEND_METRICS: "false" },
   );
@@ -103,6 +124,7 @@ async function main(): Promise<void> {
   } else {
     say("Using the existing gateway.yaml; its API keys were shown when they were created (delete gateway.yaml for new demo keys).");
   }
+  say(`Audit checkpoints are signed with key ${secrets.keyId}; public key (for mcp-gateway audit verify --file): ${secrets.publicKey}`);
   say(`Try: npx @modelcontextprotocol/inspector --cli ${gatewayUrl}/mcp --header "Authorization: Bearer <key>" --method tools/list`);
   say(`     MCP_GATEWAY_URL=${gatewayUrl} MCP_GATEWAY_ADMIN_KEY=<admin key> npx mcp-gateway servers list`);
   say("Ctrl-C stops everything.");

@@ -2,6 +2,7 @@
  * The real local stack for end-to-end tests: the Worker on workerd (wrangler's unstable_startWorker, local D1 and
  * Durable Objects in a temporary directory), the connector CLI as its own process, and real MCP servers from npm.
  */
+import { generateCheckpointKeys } from "../../src/audit/checkpoint.ts";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -94,6 +95,9 @@ export class ConnectorProcess {
   }
 }
 
+/** The e2e gateway's audit checkpoint keys (made per test run). */
+export const E2E_AUDIT_KEYS = generateCheckpointKeys();
+
 export async function startStack(serversFor: (dir: string) => Record<string, unknown>[] = (dir) => [EVERYTHING_SERVER, memoryServer(dir)]): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-gateway-e2e-"));
   const servers = serversFor(dir);
@@ -118,6 +122,8 @@ export async function startStack(serversFor: (dir: string) => Record<string, unk
 
   const worker = await unstable_startWorker({
     config: join(PROJECT_ROOT, "wrangler.toml"),
+    // Audit checkpoints signed with a key the suites know, so exports can be verified offline.
+    bindings: { AUDIT_SIGNING_KEY: { type: "secret_text", value: E2E_AUDIT_KEYS.privateKey } },
     dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist, logLevel: "warn" } as never,
   });
   await worker.ready;
