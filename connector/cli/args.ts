@@ -3,9 +3,35 @@
  * Pure (argv and env are passed in); nothing here reads a file or the network.
  */
 import { parseArgs } from "node:util";
+import { decodePublicKey } from "../../src/audit/checkpoint.ts";
+import { AUDIT_STATUSES, type AuditStatus, type ChainHead } from "../../src/audit/entry.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 export const DEFAULT_CONFIG_FILE = "./gateway.yaml";
+/** `audit log` prints this many entries unless --limit says otherwise, and at most MAX_AUDIT_LOG_LIMIT. */
+export const DEFAULT_AUDIT_LOG_LIMIT = 50;
+export const MAX_AUDIT_LOG_LIMIT = 10_000;
+
+/** The audit query filters (docs/admin-api.md "Audit query parameters"); times already as UTC ISO strings. */
+export type AuditFilters = {
+  consumer?: string;
+  server?: string;
+  tool?: string;
+  status?: AuditStatus;
+  /** Inclusive. */
+  from?: string;
+  /** Exclusive. */
+  to?: string;
+};
+
+/** `audit verify --file`: everything an offline verification needs; no URL, no admin key. */
+export type OfflineVerify = {
+  file: string;
+  /** base64url Ed25519 public keys (checked); more than one while a signing key is being rotated. */
+  publicKeys: string[];
+  /** --head SEQ:HASH: where the export must end (from an earlier verification or the live gateway). */
+  expectedHead: ChainHead | undefined;
+};
 
 /** What the CLI was asked to do, with its arguments checked. */
 export type Command =
@@ -20,7 +46,12 @@ export type Command =
   | { kind: "connectors list" }
   | { kind: "connectors create"; id: string; name: string | undefined }
   | { kind: "connectors revoke"; id: string }
-  | { kind: "whoami" };
+  | { kind: "whoami" }
+  | { kind: "audit log"; filters: AuditFilters; limit: number }
+  | { kind: "audit stats"; filters: AuditFilters }
+  /** offline undefined: the gateway verifies its own copy (POST /admin/v1/audit/verify). */
+  | { kind: "audit verify"; offline: OfflineVerify | undefined }
+  | { kind: "audit export"; format: "jsonl" | "csv"; out: string | undefined; fromSeq: number | undefined; toSeq: number | undefined };
 
 export type CommandName = Command["kind"];
 
@@ -51,7 +82,7 @@ export type CliParse =
 /** Options every command accepts. */
 const GLOBAL_OPTIONS = ["url", "admin-key", "tenant", "json", "help"] as const;
 
-type OptionName = (typeof GLOBAL_OPTIONS)[number] | "force" | "expires" | "id" | "name" | "version";
+type OptionName = Exclude<keyof typeof PARSE_OPTIONS, "help">;
 
 const PARSE_OPTIONS = {
   url: { type: "string" },
@@ -64,9 +95,54 @@ const PARSE_OPTIONS = {
   expires: { type: "string" },
   id: { type: "string" },
   name: { type: "string" },
+  consumer: { type: "string" },
+  server: { type: "string" },
+  tool: { type: "string" },
+  status: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  limit: { type: "string" },
+  file: { type: "string" },
+  "public-key": { type: "string", multiple: true },
+  head: { type: "string" },
+  format: { type: "string" },
+  out: { type: "string" },
+  "from-seq": { type: "string" },
+  "to-seq": { type: "string" },
 } as const;
 
-const METAVARS: Partial<Record<OptionName, string>> = { expires: "TIME" };
+const METAVARS: Partial<Record<OptionName, string>> = {
+  expires: "TIME",
+  consumer: "ID",
+  server: "ID",
+  tool: "NAME",
+  status: "STATUS",
+  from: "TIME",
+  to: "TIME",
+  limit: "N",
+  file: "FILE",
+  "public-key": "KEY",
+  head: "SEQ:HASH",
+  format: "jsonl|csv",
+  out: "FILE",
+  "from-seq": "N",
+  "to-seq": "N",
+};
+
+/** The options that say where the gateway is: refused by an offline command rather than silently ignored. */
+const CONNECTION_OPTIONS = ["url", "admin-key", "tenant"] as const;
+
+const AUDIT_FILTER_OPTIONS = ["consumer", "server", "tool", "status", "from", "to"] as const satisfies readonly OptionName[];
+
+const AUDIT_FILTER_HELP = `  --consumer ID     only this consumer's entries
+  --server ID       only calls to this MCP server
+  --tool NAME       only this tool (or prompt, or resource URI)
+  --status STATUS   ${AUDIT_STATUSES.join(", ")}
+  --from TIME       from this time on (inclusive)
+  --to TIME         before this time (exclusive)`;
+
+const TIME_HELP = `TIME is an ISO 8601 date or date-time (2026-05-31, 2026-05-31T12:00:00Z; without an offset, local time), or how
+long ago: 90s, 30m, 1h, 7d, 2w.`;
 
 type CommandSpec = {
   name: CommandName;
@@ -74,8 +150,8 @@ type CommandSpec = {
   args: readonly string[];
   /** Options beyond the global ones. */
   options: readonly OptionName[];
-  /** Talks to the gateway (needs a URL and an admin key). */
-  remote: boolean;
+  /** Talks to the gateway (needs a URL and an admin key); "unless-file": unless --file is given (audit verify). */
+  remote: boolean | "unless-file";
   summary: string;
   /** The command's own help, after its usage line. */
   help: string;
@@ -168,9 +244,73 @@ The key is printed once and cannot be shown again.
     summary: "show the tenant, consumer and roles of the admin credential",
     help: "",
   },
+  {
+    name: "audit log",
+    args: [],
+    options: [...AUDIT_FILTER_OPTIONS, "limit"],
+    remote: true,
+    summary: "list the tenant's audit entries, newest first",
+    help: `Prints time, seq, consumer, server, tool (or method), status, latency and the deciding rule of each entry,
+following the gateway's pages until N entries are printed. --json prints {"entries": [...]}, every field of each.
+
+${AUDIT_FILTER_HELP}
+  --limit N         print at most N entries (default ${DEFAULT_AUDIT_LOG_LIMIT}, at most ${MAX_AUDIT_LOG_LIMIT.toLocaleString("en-US")})
+
+${TIME_HELP}`,
+  },
+  {
+    name: "audit stats",
+    args: [],
+    options: [...AUDIT_FILTER_OPTIONS],
+    remote: true,
+    summary: "count the tenant's audit entries by status, server, tool and consumer; latency",
+    help: `Prints the total, the counts by status, the busiest servers, tools and consumers, and the latency percentiles
+of the matching entries.
+
+${AUDIT_FILTER_HELP}
+
+${TIME_HELP}`,
+  },
+  {
+    name: "audit verify",
+    args: [],
+    options: ["file", "public-key", "head"],
+    remote: "unless-file",
+    summary: "verify the tenant's audit hash chain, on the gateway or in an export file (offline)",
+    help: `Without --file, the gateway verifies its stored copy of the chain against its live head and the signed
+checkpoints, streaming its progress (POST /admin/v1/audit/verify).
+
+With --file, an export (mcp-gateway audit export) is verified here, with no network at all: every entry's hash and
+link, every checkpoint's signature, and that nothing was cut off its end.
+
+  --file FILE            the JSONL export to verify (needs --public-key; no URL or admin key)
+  --public-key KEY       the tenant's checkpoint public key (base64url, from GET /admin/v1/audit/head or your
+                         operator); repeat it while a signing key is being rotated
+  --head SEQ:HASH        where the export must end, e.g. the head an earlier verification printed: catches a file
+                         whose last entries were removed after the last checkpoint
+
+Exit status: 0 the chain verifies; 1 it does not (the first bad seq, the reason and what it means are printed), or
+the gateway refused or could not be reached; 2 a usage error, or a file that cannot be read.`,
+  },
+  {
+    name: "audit export",
+    args: [],
+    options: ["format", "out", "from-seq", "to-seq"],
+    remote: true,
+    summary: "download the tenant's audit chain: JSONL (verifiable offline) or CSV",
+    help: `Streams GET /admin/v1/audit/export to FILE, or to stdout without --out. FILE is written under a temporary
+name and renamed when the download is complete, so it never holds half an export; an existing FILE is replaced.
+
+  --format jsonl|csv   jsonl (default): the chain as the gateway stores it, for mcp-gateway audit verify --file;
+                       csv: for spreadsheets, not verifiable
+  --out FILE           write to FILE (readable by its owner only) and print a summary on stderr
+  --from-seq N         the first entry (a partial JSONL export verifies offline only from a signed checkpoint)
+  --to-seq N           the last entry
+  --json               with --out: print what was written (file, bytes, lines, tenant, head) as JSON on stdout`,
+  },
 ];
 
-const GROUPS = ["config", "keys", "servers", "connectors"] as const;
+const GROUPS = ["config", "keys", "servers", "connectors", "audit"] as const;
 
 const CONNECTION_HELP = `Connection (every command that talks to the gateway):
   --url URL          the gateway   env MCP_GATEWAY_URL   default ${DEFAULT_URL}
@@ -187,7 +327,7 @@ function usageLine(spec: CommandSpec): string {
 
 export const USAGE = `Usage: mcp-gateway COMMAND [ARGS] [OPTIONS]
 
-Administers an MCP gateway tenant: its configuration, API keys, servers and connectors.
+Administers an MCP gateway tenant: its configuration, API keys, servers and connectors, and reads its audit trail.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(19)}${c.summary}`).join("\n")}
@@ -197,7 +337,8 @@ ${CONNECTION_HELP}
   --help, -h         help (also after a command: mcp-gateway keys create --help)
   --version, -V      the version
 
-Exit status: 0 done, 1 the gateway refused or could not be reached, 2 a usage error or an invalid local file.`;
+Exit status: 0 done, 1 the gateway refused or could not be reached (or an audit chain does not verify), 2 a usage
+error or an invalid local file.`;
 
 /** Help for one command, or for a group (`keys`): undefined when there is no such topic. */
 export function helpFor(topic: readonly string[]): string | undefined {
@@ -205,7 +346,12 @@ export function helpFor(topic: readonly string[]): string | undefined {
   const spec = COMMANDS.find((c) => c.name === name);
   if (spec) {
     const body = spec.help ? `\n\n${spec.help}` : "";
-    const connection = spec.remote ? `\n\n${CONNECTION_HELP}` : "\n\n  --json         print the result as JSON";
+    const connection =
+      spec.remote === "unless-file"
+        ? `\n\n${CONNECTION_HELP.replace("(every command that talks to the gateway)", "(without --file)")}`
+        : spec.remote
+          ? `\n\n${CONNECTION_HELP}`
+          : "\n\n  --json         print the result as JSON";
     return `Usage: ${usageLine(spec)}\n\n${capitalise(spec.summary)}.${body}${connection}`;
   }
   if ((GROUPS as readonly string[]).includes(name)) {
@@ -217,9 +363,20 @@ export function helpFor(topic: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** Parses a whole command line. Flags may come before or after the command words. */
-export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliParse {
-  let values: { [K in keyof typeof PARSE_OPTIONS]?: (typeof PARSE_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
+type Values = {
+  [K in keyof typeof PARSE_OPTIONS]?: (typeof PARSE_OPTIONS)[K]["type"] extends "boolean"
+    ? boolean
+    : (typeof PARSE_OPTIONS)[K] extends { multiple: true }
+      ? string[]
+      : string;
+};
+
+/**
+ * Parses a whole command line. Flags may come before or after the command words. `now` (epoch ms) turns relative
+ * times (`--from 1h`) into absolute ones.
+ */
+export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, now: number = Date.now()): CliParse {
+  let values: Values;
   let positionals: string[];
   let tokens: { kind: string; name?: string; rawName?: string }[];
   try {
@@ -274,12 +431,18 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   if (errors.length > 0) return { kind: "usage", errors: [...new Set(errors)], usage };
 
   const tenant = nonEmpty(values.tenant) ?? nonEmpty(env.MCP_GATEWAY_TENANT);
-  const built = buildCommand(spec.name, args, values, tenant);
+  const built = buildCommand(spec.name, args, values, tenant, now);
   if (!built.ok) return { kind: "usage", errors: built.errors, usage };
+
+  const offline = built.command.kind === "audit verify" && built.command.offline !== undefined;
+  if (offline) {
+    const given = CONNECTION_OPTIONS.filter((o) => values[o] !== undefined).map((o) => `--${o}`);
+    if (given.length > 0) return { kind: "usage", errors: [`--file verifies offline: ${given.join(", ")} ${given.length === 1 ? "is" : "are"} not used`], usage };
+  }
 
   const warnings: string[] = [];
   let connection: Connection | undefined;
-  if (spec.remote) {
+  if (spec.remote && !offline) {
     const resolved = resolveConnection(values, env, tenant);
     if (!resolved.ok) return { kind: "usage", errors: resolved.errors, usage };
     connection = resolved.connection;
@@ -291,8 +454,9 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
 function buildCommand(
   name: CommandName,
   args: readonly string[],
-  values: { force?: boolean; expires?: string; id?: string; name?: string },
+  values: Values,
   tenant: string | undefined,
+  now: number,
 ): { ok: true; command: Command } | { ok: false; errors: string[] } {
   const arg = (i: number) => args[i] as string;
   switch (name) {
@@ -336,7 +500,130 @@ function buildCommand(
       if (values.name !== undefined && !nonEmpty(values.name)) return { ok: false, errors: ["--name must not be empty"] };
       return { ok: true, command: { kind: name, id: arg(0), name: values.name } };
     }
+    case "audit log": {
+      const errors: string[] = [];
+      const filters = auditFilters(values, now, errors);
+      let limit = DEFAULT_AUDIT_LOG_LIMIT;
+      if (values.limit !== undefined) {
+        const parsed = parseCount("--limit", values.limit, 1, MAX_AUDIT_LOG_LIMIT);
+        if (parsed.ok) limit = parsed.value;
+        else errors.push(parsed.error);
+      }
+      return errors.length > 0 ? { ok: false, errors } : { ok: true, command: { kind: name, filters, limit } };
+    }
+    case "audit stats": {
+      const errors: string[] = [];
+      const filters = auditFilters(values, now, errors);
+      return errors.length > 0 ? { ok: false, errors } : { ok: true, command: { kind: name, filters } };
+    }
+    case "audit verify":
+      return auditVerify(values);
+    case "audit export": {
+      const errors: string[] = [];
+      const format = values.format ?? "jsonl";
+      if (format !== "jsonl" && format !== "csv") errors.push(`--format must be jsonl or csv, not "${format}"`);
+      if (values.out !== undefined && !nonEmpty(values.out)) errors.push("--out must not be empty");
+      const seq = (flag: "--from-seq" | "--to-seq", text: string | undefined): number | undefined => {
+        if (text === undefined) return undefined;
+        const parsed = parseCount(flag, text, 1, Number.MAX_SAFE_INTEGER);
+        if (parsed.ok) return parsed.value;
+        errors.push(parsed.error);
+        return undefined;
+      };
+      const fromSeq = seq("--from-seq", values["from-seq"]);
+      const toSeq = seq("--to-seq", values["to-seq"]);
+      if (fromSeq !== undefined && toSeq !== undefined && fromSeq > toSeq) errors.push(`--from-seq ${fromSeq} is after --to-seq ${toSeq}`);
+      if (errors.length > 0) return { ok: false, errors };
+      return { ok: true, command: { kind: name, format: format as "jsonl" | "csv", out: values.out, fromSeq, toSeq } };
+    }
   }
+}
+
+function auditFilters(values: Values, now: number, errors: string[]): AuditFilters {
+  const filters: AuditFilters = {};
+  for (const key of ["consumer", "server", "tool"] as const) {
+    const value = values[key];
+    if (value === undefined) continue;
+    if (!nonEmpty(value)) errors.push(`--${key} must not be empty`);
+    else filters[key] = value;
+  }
+  if (values.status !== undefined) {
+    if ((AUDIT_STATUSES as readonly string[]).includes(values.status)) filters.status = values.status as AuditStatus;
+    else errors.push(`--status must be one of ${AUDIT_STATUSES.join(", ")}, not "${values.status}"`);
+  }
+  for (const key of ["from", "to"] as const) {
+    const text = values[key];
+    if (text === undefined) continue;
+    const parsed = parseTime(`--${key}`, text, now);
+    if (parsed.ok) filters[key] = parsed.iso;
+    else errors.push(parsed.error);
+  }
+  if (filters.from !== undefined && filters.to !== undefined && Date.parse(filters.from) >= Date.parse(filters.to)) {
+    errors.push(`--from (${filters.from}) must be before --to (${filters.to}): nothing is both`);
+  }
+  return filters;
+}
+
+function auditVerify(values: Values): { ok: true; command: Command } | { ok: false; errors: string[] } {
+  const keys = values["public-key"] ?? [];
+  if (values.file === undefined) {
+    const stray = [...(keys.length > 0 ? ["--public-key"] : []), ...(values.head !== undefined ? ["--head"] : [])];
+    if (stray.length > 0) return { ok: false, errors: [`${stray.join(" and ")} go${stray.length === 1 ? "es" : ""} with --file: the gateway verifies its own copy with its own key`] };
+    return { ok: true, command: { kind: "audit verify", offline: undefined } };
+  }
+  const errors: string[] = [];
+  if (!nonEmpty(values.file)) errors.push("--file must not be empty");
+  if (keys.length === 0) errors.push("--file needs --public-key KEY: the tenant's checkpoint public key (GET /admin/v1/audit/head shows it)");
+  for (const key of keys) {
+    try {
+      decodePublicKey(key.trim());
+    } catch (error) {
+      errors.push(`--public-key: ${(error as Error).message}`);
+    }
+  }
+  let expectedHead: ChainHead | undefined;
+  if (values.head !== undefined) {
+    const head = parseHead(values.head);
+    if (head.ok) expectedHead = head.head;
+    else errors.push(head.error);
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, command: { kind: "audit verify", offline: { file: values.file, publicKeys: keys.map((k) => k.trim()), expectedHead } } };
+}
+
+const RELATIVE_UNITS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * An audit TIME as a UTC ISO string: an ISO 8601 date or date-time like {@link parseExpiry} accepts, or how long
+ * before `now` (`90s`, `30m`, `1h`, `7d`, `2w`).
+ */
+export function parseTime(flag: string, text: string, now: number): { ok: true; iso: string } | { ok: false; error: string } {
+  const relative = /^(\d{1,9})\s*([smhdw])$/i.exec(text.trim());
+  if (relative) {
+    const time = now - Number(relative[1]) * (RELATIVE_UNITS[(relative[2] as string).toLowerCase()] as number);
+    const date = new Date(time);
+    if (!Number.isNaN(date.getTime()) && time >= 0) return { ok: true, iso: date.toISOString() };
+    return { ok: false, error: `${flag} "${text}" is too long ago` };
+  }
+  const absolute = parseExpiry(text);
+  if (absolute.ok) return absolute;
+  return { ok: false, error: `${flag} "${text}" is neither an ISO 8601 date or date-time (2026-05-31, 2026-05-31T12:00:00Z) nor a time ago (30m, 1h, 7d)` };
+}
+
+/** A decimal integer in [min, max]. */
+export function parseCount(flag: string, text: string, min: number, max: number): { ok: true; value: number } | { ok: false; error: string } {
+  const value = /^\d{1,16}$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (Number.isSafeInteger(value) && value >= min && value <= max) return { ok: true, value };
+  const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer from ${min} to ${max.toLocaleString("en-US")}`;
+  return { ok: false, error: `${flag} must be ${range}, not "${text}"` };
+}
+
+/** `--head SEQ:HASH`: a seq and 64 hex characters (the form verification prints). */
+export function parseHead(text: string): { ok: true; head: ChainHead } | { ok: false; error: string } {
+  const match = /^(\d{1,16}):([0-9a-fA-F]{64})$/.exec(text.trim());
+  const seq = match ? Number(match[1]) : Number.NaN;
+  if (!match || !Number.isSafeInteger(seq)) return { ok: false, error: `--head must be SEQ:HASH (a seq, a colon and the 64 hex characters of that entry's hash), not "${text}"` };
+  return { ok: true, head: { seq, hash: (match[2] as string).toLowerCase() } };
 }
 
 function resolveConnection(

@@ -10,9 +10,12 @@ import { API_KEY_PREFIX, generateSecret, sha256Hex } from "../../src/auth/secret
 import { parseGatewayConfig, type GatewayConfig } from "../../src/config/schema.ts";
 import { sendAdminRequest } from "./admin-client.ts";
 import { parseCli, type Command, type Connection, type Invocation } from "./args.ts";
+import { auditExport, auditLog, auditVerifyFile, auditVerifyRemote } from "./audit.ts";
 import { STARTER_KEYS, starterConfig } from "./init-template.ts";
+import { EXIT_GATEWAY, EXIT_OK, EXIT_USAGE, fileErrorReason, type CliIo } from "./io.ts";
 import {
   appliedText,
+  auditStatsText,
   connectorCreatedText,
   connectorsTable,
   failureLines,
@@ -26,7 +29,7 @@ import {
   whoamiText,
   type ConfigSummary,
 } from "./output.ts";
-import { requestFor } from "./requests.ts";
+import { requestFor, type RemoteCommand } from "./requests.ts";
 import { edgeDocument } from "../../src/config/publish.ts";
 
 export const CLI_VERSION: string = packageJson.version;
@@ -34,26 +37,13 @@ export const CLI_VERSION: string = packageJson.version;
 /** The admin API's body limit; a larger file is refused here rather than uploaded to be refused. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-export const EXIT_OK = 0;
-export const EXIT_GATEWAY = 1;
-export const EXIT_USAGE = 2;
-
-export type CliIo = {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  /** Relative FILE arguments are resolved against it; process.cwd() by default. */
-  cwd?: string;
-  /** Per request; 30 s by default. */
-  timeoutMs?: number;
-  fetch?: typeof fetch;
-  now?: () => number;
-};
+export { EXIT_GATEWAY, EXIT_OK, EXIT_USAGE, type CliIo } from "./io.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Runs one command line; resolves with the exit code. Expected failures are printed, never thrown. */
 export async function runCli(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
-  const parsed = parseCli(argv, env);
+  const parsed = parseCli(argv, env, (io.now ?? Date.now)());
   switch (parsed.kind) {
     case "help":
       io.stdout(`${parsed.text}\n`);
@@ -74,7 +64,10 @@ export async function runCli(argv: readonly string[], env: Env, io: CliIo): Prom
   return execute(invocation, out);
 }
 
-/** Every line the CLI prints passes here: the admin key never reaches a terminal or a log, whatever echoes it. */
+/**
+ * Every line the CLI prints passes here: the admin key never reaches a terminal or a log, whatever echoes it.
+ * (`audit export` data is the one exception: it is written byte for byte, since any change would break its hashes.)
+ */
 function masked(io: CliIo, adminKey: string | undefined): CliIo {
   if (adminKey === undefined || adminKey.length < 8) return io;
   const mask = (text: string) => text.split(adminKey).join("[admin key]");
@@ -99,11 +92,24 @@ async function execute(invocation: Invocation, io: CliIo): Promise<number> {
       print(json ? jsonOutput({ ok: true, tenant: summary.tenant, summary: { keys: summary.keys, policies: summary.policies, servers: summary.servers } }) : validText(command.file, summary));
       return EXIT_OK;
     }
+    case "audit verify":
+      if (command.offline) return auditVerifyFile(command.offline, { io, json, fail, print });
+      break;
     default:
       break;
   }
 
   const connection = invocation.connection as Connection;
+  switch (command.kind) {
+    case "audit log":
+      return auditLog(command, connection, { io, json, fail, print });
+    case "audit verify":
+      return auditVerifyRemote(command, connection, { io, json, fail, print });
+    case "audit export":
+      return auditExport(command, connection, { io, json, fail, print });
+    default:
+      break;
+  }
   let edgeText: string | undefined;
   if (command.kind === "config apply") {
     const config = await readConfig(command.file, io);
@@ -131,7 +137,7 @@ async function execute(invocation: Invocation, io: CliIo): Promise<number> {
   return EXIT_OK;
 }
 
-function humanResult(command: Exclude<Command, { kind: "init" | "config validate" }>, body: unknown, connection: Connection, now: number): string {
+function humanResult(command: RemoteCommand, body: unknown, connection: Connection, now: number): string {
   switch (command.kind) {
     case "config apply":
       return appliedText(command.file, body);
@@ -153,6 +159,12 @@ function humanResult(command: Exclude<Command, { kind: "init" | "config validate
       return connectorCreatedText(body, connection.url);
     case "connectors revoke":
       return revokedText("connector", body);
+    case "audit stats":
+      return auditStatsText(body);
+    case "audit verify":
+    case "audit export":
+      // Streamed, handled by audit.ts before any plain request is sent.
+      return jsonOutput(body);
   }
 }
 
@@ -224,18 +236,4 @@ Next:
      from then on the admin key above administers it: export MCP_GATEWAY_ADMIN_KEY=<admin key>
   3. mcp-gateway connectors create edge-1, and run the connector as it says`);
   return EXIT_OK;
-}
-
-function fileErrorReason(error: unknown): string {
-  switch ((error as NodeJS.ErrnoException).code) {
-    case "ENOENT":
-      return "no such file or directory";
-    case "EACCES":
-    case "EPERM":
-      return "permission denied";
-    case "EISDIR":
-      return "it is a directory";
-    default:
-      return (error as Error).message;
-  }
 }

@@ -177,3 +177,153 @@ export function failureLines(failure: AdminFailure, file?: string): string[] {
     }
   }
 }
+
+// ---- audit ----------------------------------------------------------------------------------------------------
+
+const int = (value: unknown): string => (typeof value === "number" && Number.isFinite(value) ? value.toLocaleString("en-US") : str(value));
+
+/** An entry's `timestamp` (epoch ms) as ISO 8601 UTC; anything else as it is. */
+function isoTime(value: unknown): string {
+  if (typeof value === "number" && Number.isFinite(value)) {
+    const date = new Date(value);
+    if (!Number.isNaN(date.getTime())) return date.toISOString();
+  }
+  return str(value);
+}
+
+/** `audit log`: one row per entry, as the gateway sent them (newest first). */
+export function auditLogTable(entries: readonly unknown[]): string {
+  const rows = entries.filter((e): e is Row => typeof e === "object" && e !== null);
+  if (rows.length === 0) return "no audit entries match";
+  return table(
+    ["TIME", "SEQ", "CONSUMER", "SERVER", "TOOL", "STATUS", "LATENCY", "RULE"],
+    rows.map((e) => [
+      isoTime(e.timestamp),
+      str(e.seq),
+      str(e.consumer),
+      str(e.server),
+      e.tool === null || e.tool === undefined || e.tool === "" ? str(e.method) : str(e.tool),
+      str(e.status),
+      typeof e.latencyMs === "number" ? `${e.latencyMs} ms` : str(e.latencyMs),
+      str(e.ruleId),
+    ]),
+  );
+}
+
+/** How many rows of each top list `audit stats` prints (the gateway sends up to 100; --json has them all). */
+export const STATS_TOP = 10;
+
+/** `audit stats`: total, by status, latency, then the busiest servers, tools and consumers. */
+export function auditStatsText(body: unknown): string {
+  const total = field(body, "total");
+  if (total === 0) return "no audit entries match";
+  const byStatus = field(body, "byStatus");
+  const statuses =
+    typeof byStatus === "object" && byStatus !== null
+      ? Object.entries(byStatus as Row)
+          .map(([status, n]) => `${status} ${int(n)}`)
+          .join("  ")
+      : "-";
+  const latency = field(body, "latencyMs");
+  const latencyText =
+    typeof latency === "object" && latency !== null
+      ? (["p50", "p95", "p99", "max"] as const).map((p) => `${p} ${int((latency as Row)[p])} ms`).join("  ")
+      : "-";
+  const summary: [string, string][] = [
+    ["entries", int(total)],
+    ["status", statuses],
+    ["latency", latencyText],
+  ];
+  const parts = [summary.map(([k, v]) => `${k.padEnd(9)}${visible(v)}`).join("\n")];
+  const top = (name: string, head: string[], cells: (r: Row) => string[]) => {
+    const rows = rowsOf(body, name);
+    if (rows.length === 0) return;
+    const more = rows.length > STATS_TOP ? `\n(${rows.length - STATS_TOP} more; --json lists them)` : "";
+    parts.push(table(head, rows.slice(0, STATS_TOP).map(cells)) + more);
+  };
+  top("byServer", ["SERVER", "COUNT"], (r) => [str(r.server), int(r.count)]);
+  top("byTool", ["SERVER", "TOOL", "COUNT"], (r) => [str(r.server), str(r.tool), int(r.count)]);
+  top("byConsumer", ["CONSUMER", "COUNT"], (r) => [str(r.consumer), int(r.count)]);
+  return parts.join("\n\n");
+}
+
+const plural = (n: unknown, one: string, many: string) => `${int(n)} ${n === 1 ? one : many}`;
+
+/**
+ * A verification's verdict, the result line of POST /admin/v1/audit/verify or the result of verifyExport. A
+ * failure leads with the first bad seq and the reason, then what it means. `file` names an offline export.
+ */
+export function verifyText(result: unknown, file?: string): string {
+  const what = file === undefined ? "the gateway's audit chain" : `the audit export ${file}`;
+  const entries = field(result, "entries");
+  const checkpoints = field(result, "checkpoints");
+  if (field(result, "ok") !== true) {
+    const failure = field(result, "failure");
+    const seq = field(failure, "seq");
+    const reason = str(field(failure, "reason"));
+    const where = typeof seq === "number" ? ` at seq ${seq}: ${reason}` : `: ${reason}`;
+    const line = field(failure, "line");
+    const before = `${plural(entries, "entry", "entries")} and ${plural(checkpoints, "checkpoint", "checkpoints")} verified before it`;
+    return [
+      visible(`FAILED  ${what} does not verify${where}`),
+      `  ${visible(str(field(failure, "message")))}`,
+      `  ${typeof line === "number" && file !== undefined ? `line ${line} of ${visible(file)}; ` : ""}${before}`,
+    ].join("\n");
+  }
+  const firstSeq = field(result, "firstSeq");
+  const head = field(result, "head");
+  const headSeq = field(head, "seq");
+  const range = typeof firstSeq === "number" && typeof headSeq === "number" ? ` (seq ${firstSeq}-${headSeq})` : "";
+  const lines = [`OK  ${what} verifies: ${plural(entries, "entry", "entries")}${range}, ${plural(checkpoints, "signed checkpoint", "signed checkpoints")}`];
+  const rows: [string, string][] = [["head", `seq ${str(headSeq)}  ${str(field(head, "hash"))}`]];
+  const last = field(result, "lastCheckpoint");
+  const uncheckpointed = field(result, "uncheckpointed");
+  rows.push(["last checkpoint", last === null || last === undefined ? "none" : `seq ${str(field(last, "seq"))}`]);
+  if (typeof uncheckpointed === "number") rows.push(["after it", plural(uncheckpointed, "entry", "entries")]);
+  lines.push(...rows.map(([k, v]) => `  ${k.padEnd(16)}${visible(v)}`));
+  if (file !== undefined) {
+    if (checkpoints === 0) {
+      lines.push("  No signed checkpoint: the export only vouches for itself (a consistent rewrite of the whole file would pass).");
+    } else if (typeof uncheckpointed === "number" && uncheckpointed > 0) {
+      lines.push(`  The last ${plural(uncheckpointed, "entry", "entries")} have no checkpoint yet: removing them would not show in this file alone.`);
+    }
+    if (typeof headSeq === "number" && typeof field(head, "hash") === "string" && headSeq > 0) {
+      lines.push(visible(`  Keep the head to check the next export against it: --head ${headSeq}:${str(field(head, "hash"))}`));
+    }
+  }
+  return lines.join("\n");
+}
+
+/** `1536` → `1.5 KB`. */
+export function bytesText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** One line of a progress bar (no line control): `[#####---------------]  25%  detail`; no bar when the total is unknown. */
+export function progressBar(fraction: number | undefined, detail: string, width = 30): string {
+  if (fraction === undefined || !Number.isFinite(fraction)) return detail;
+  const f = Math.max(0, Math.min(1, fraction));
+  const filled = Math.round(f * width);
+  return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(Math.floor(f * 100)).padStart(3)}%  ${detail}`;
+}
+
+/** What `audit export --out FILE` wrote. `header` is the JSONL export's first line, parsed, when it is one. */
+export function exportSummaryText(file: string, format: string, bytes: number, lines: number, header: unknown): string {
+  let detail = "";
+  if (field(header, "type") === "header") {
+    const start = field(field(header, "start"), "seq");
+    const head = field(field(header, "head"), "seq");
+    const range = typeof start === "number" && typeof head === "number" ? (head > start ? `, entries ${start + 1}-${head}` : ", no entries") : "";
+    detail = `; tenant ${str(field(header, "tenant"))}${range}`;
+  }
+  const hint = format === "jsonl" ? `\nverify it offline: mcp-gateway audit verify --file ${file} --public-key KEY` : "";
+  return visible(`wrote ${file}: ${plural(lines, "line", "lines")}, ${bytesText(bytes)}${detail}`) + hint;
+}

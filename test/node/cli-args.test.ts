@@ -1,8 +1,9 @@
 // The mcp-gateway CLI's pure parts: argv and env into an invocation (usage errors, help, connection), and each
 // command into the admin API request docs/admin-api.md describes.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_URL, USAGE, helpFor, parseCli, parseExpiry, parseRoles, type CliParse, type Invocation } from "../../connector/cli/args.ts";
-import { requestFor, requestUrl } from "../../connector/cli/requests.ts";
+import { DEFAULT_URL, USAGE, helpFor, parseCli, parseCount, parseExpiry, parseHead, parseRoles, parseTime, type CliParse, type Invocation } from "../../connector/cli/args.ts";
+import { auditEntriesRequest, requestFor, requestUrl } from "../../connector/cli/requests.ts";
+import { PUBLIC_KEY } from "./core-audit-fixtures.ts";
 
 const ENV = { MCP_GATEWAY_ADMIN_KEY: "gw_admin_key_for_tests" };
 
@@ -115,13 +116,112 @@ describe("parseCli: usage errors", () => {
   });
 });
 
+describe("parseCli: audit", () => {
+  const NOW = Date.parse("2026-06-01T12:00:00.000Z");
+  const HASH = "ab".repeat(32);
+
+  it("audit log: --limit N and --limit=N alike, default 50, filters checked", () => {
+    expect(run(parseCli(["audit", "log", "--limit", "20"], ENV, NOW)).command).toEqual({ kind: "audit log", filters: {}, limit: 20 });
+    expect(run(parseCli(["audit", "log", "--limit=20"], ENV, NOW)).command).toEqual({ kind: "audit log", filters: {}, limit: 20 });
+    expect(run(parseCli(["audit", "log"], ENV, NOW)).command).toEqual({ kind: "audit log", filters: {}, limit: 50 });
+    expect(run(parseCli(["audit", "log", "--limit", "10000"], ENV, NOW)).command).toMatchObject({ limit: 10_000 });
+    const filtered = run(parseCli(["audit", "log", "--consumer", "agent-1", "--server", "crm", "--tool", "get_*", "--status", "unauthenticated"], ENV, NOW));
+    expect(filtered.command).toEqual({ kind: "audit log", filters: { consumer: "agent-1", server: "crm", tool: "get_*", status: "unauthenticated" }, limit: 50 });
+    expect(filtered.connection?.adminKey).toBe("gw_admin_key_for_tests");
+  });
+
+  it("audit log: a bad limit or status is a usage error", () => {
+    for (const bad of ["0", "-1", "1.5", "ten", "10001", ""]) {
+      expect(usageErrors(parseCli(["audit", "log", `--limit=${bad}`], ENV, NOW))).toEqual([`--limit must be an integer from 1 to 10,000, not "${bad}"`]);
+    }
+    expect(usageErrors(parseCli(["audit", "log", "--limit"], ENV, NOW))[0]).toMatch(/argument missing/);
+    expect(usageErrors(parseCli(["audit", "log", "--status", "OK"], ENV, NOW))).toEqual(['--status must be one of ok, error, denied, limited, unknown, unauthenticated, not "OK"']);
+    expect(usageErrors(parseCli(["audit", "log", "--consumer", " "], ENV, NOW))).toEqual(["--consumer must not be empty"]);
+    expect(usageErrors(parseCli(["audit", "stats", "--limit", "5"], ENV, NOW))).toEqual(['--limit is not an option of "mcp-gateway audit stats"']);
+  });
+
+  it("relative times count back from now; ISO times are normalised to UTC", () => {
+    const times = (from: string, to?: string) => run(parseCli(["audit", "stats", "--from", from, ...(to ? ["--to", to] : [])], ENV, NOW)).command;
+    expect(times("1h")).toEqual({ kind: "audit stats", filters: { from: "2026-06-01T11:00:00.000Z" } });
+    expect(times("30m", "10s")).toEqual({ kind: "audit stats", filters: { from: "2026-06-01T11:30:00.000Z", to: "2026-06-01T11:59:50.000Z" } });
+    expect(times("7d")).toMatchObject({ filters: { from: "2026-05-25T12:00:00.000Z" } });
+    expect(times("2w")).toMatchObject({ filters: { from: "2026-05-18T12:00:00.000Z" } });
+    expect(times("2026-05-31", "2026-05-31T14:00:00+02:00")).toMatchObject({ filters: { from: "2026-05-31T00:00:00.000Z", to: "2026-05-31T12:00:00.000Z" } });
+    expect(parseTime("--from", "1H", NOW)).toEqual({ ok: true, iso: "2026-06-01T11:00:00.000Z" });
+  });
+
+  it("a bad time, or --from not before --to, is a usage error", () => {
+    for (const bad of ["yesterday", "1y", "-1h", "1.5h", "1700000000000", "2026-13-01", "h"]) {
+      expect(usageErrors(parseCli(["audit", "log", `--from=${bad}`], ENV, NOW))[0]).toContain(`--from "${bad}" is neither an ISO 8601`);
+    }
+    expect(usageErrors(parseCli(["audit", "log", "--from", "999999999w"], ENV, NOW))).toEqual(['--from "999999999w" is too long ago']);
+    expect(usageErrors(parseCli(["audit", "log", "--from", "1h", "--to", "2h"], ENV, NOW))[0]).toContain("must be before --to");
+  });
+
+  it("audit verify: remote without --file (a connection needed), offline with it (no URL, no key, no env)", () => {
+    const remote = run(parseCli(["audit", "verify"], ENV, NOW));
+    expect(remote.command).toEqual({ kind: "audit verify", offline: undefined });
+    expect(remote.connection).toBeDefined();
+    expect(usageErrors(parseCli(["audit", "verify"], {}, NOW))).toEqual(["no admin key: set MCP_GATEWAY_ADMIN_KEY (or pass --admin-key)"]);
+
+    const offline = run(parseCli(["audit", "verify", "--file", "export.jsonl", "--public-key", PUBLIC_KEY, "--head", `12:${HASH.toUpperCase()}`], {}, NOW));
+    expect(offline.command).toEqual({ kind: "audit verify", offline: { file: "export.jsonl", publicKeys: [PUBLIC_KEY], expectedHead: { seq: 12, hash: HASH } } });
+    expect(offline.connection).toBeUndefined();
+    expect(offline.warnings).toEqual([]);
+    // The environment's gateway settings are simply not used; a bad URL there does not matter.
+    expect(run(parseCli(["audit", "verify", "--file", "e.jsonl", "--public-key", PUBLIC_KEY], { MCP_GATEWAY_URL: "ftp://nope" }, NOW)).connection).toBeUndefined();
+    expect(run(parseCli(["audit", "verify", "--file", "e.jsonl", "--public-key", PUBLIC_KEY, "--public-key", PUBLIC_KEY], {}, NOW)).command).toMatchObject({
+      offline: { publicKeys: [PUBLIC_KEY, PUBLIC_KEY] },
+    });
+  });
+
+  it("audit verify: --file without --public-key, a malformed key or head, and connection flags with --file are usage errors", () => {
+    expect(usageErrors(parseCli(["audit", "verify", "--file", "e.jsonl"], {}, NOW))[0]).toMatch(/^--file needs --public-key KEY/);
+    expect(usageErrors(parseCli(["audit", "verify", "--file", "e.jsonl", "--public-key", "abc"], {}, NOW))).toEqual(["--public-key: the public key must be base64url of a raw 32-byte Ed25519 key"]);
+    expect(usageErrors(parseCli(["audit", "verify", "--file", "e.jsonl", "--public-key", PUBLIC_KEY, "--head", "12"], {}, NOW))[0]).toMatch(/^--head must be SEQ:HASH/);
+    expect(usageErrors(parseCli(["audit", "verify", "--file", "e.jsonl", "--public-key", PUBLIC_KEY, "--admin-key", "gw_x_12345678", "--tenant", "t"], {}, NOW))).toEqual([
+      "--file verifies offline: --admin-key, --tenant are not used",
+    ]);
+    expect(usageErrors(parseCli(["audit", "verify", "--head", `1:${HASH}`], ENV, NOW))[0]).toMatch(/^--head goes with --file/);
+    expect(usageErrors(parseCli(["audit", "verify", "--limit", "3"], ENV, NOW))).toEqual(['--limit is not an option of "mcp-gateway audit verify"']);
+  });
+
+  it("audit export: format, out and seq range", () => {
+    expect(run(parseCli(["audit", "export"], ENV, NOW)).command).toEqual({ kind: "audit export", format: "jsonl", out: undefined, fromSeq: undefined, toSeq: undefined });
+    expect(run(parseCli(["audit", "export", "--format=csv", "--out", "a.csv", "--from-seq", "5", "--to-seq", "9"], ENV, NOW)).command).toEqual({
+      kind: "audit export",
+      format: "csv",
+      out: "a.csv",
+      fromSeq: 5,
+      toSeq: 9,
+    });
+    expect(usageErrors(parseCli(["audit", "export", "--format", "json"], ENV, NOW))).toEqual(['--format must be jsonl or csv, not "json"']);
+    expect(usageErrors(parseCli(["audit", "export", "--from-seq", "0"], ENV, NOW))).toEqual(['--from-seq must be an integer ≥ 1, not "0"']);
+    expect(usageErrors(parseCli(["audit", "export", "--from-seq", "9", "--to-seq", "5"], ENV, NOW))).toEqual(["--from-seq 9 is after --to-seq 5"]);
+  });
+
+  it("the audit group has help, and a bare audit needs a subcommand", () => {
+    expect(helpFor(["audit"])).toContain("mcp-gateway audit verify [--file FILE] [--public-key KEY] [--head SEQ:HASH] [--json]");
+    expect(usageErrors(parseCli(["audit"], ENV, NOW))).toEqual(['"audit" needs a subcommand']);
+    const help = parseCli(["audit", "log", "--help"], {}, NOW);
+    expect(help.kind === "help" && help.text).toContain("--limit N         print at most N entries (default 50, at most 10,000)");
+  });
+
+  it("parseCount and parseHead", () => {
+    expect(parseCount("--n", " 7 ", 1, 10)).toEqual({ ok: true, value: 7 });
+    expect(parseCount("--n", "99999999999999999", 1, Number.MAX_SAFE_INTEGER).ok).toBe(false);
+    expect(parseHead(`0:${"0".repeat(64)}`)).toEqual({ ok: true, head: { seq: 0, hash: "0".repeat(64) } });
+    expect(parseHead(`1:${"a".repeat(63)}`).ok).toBe(false);
+  });
+});
+
 describe("parseCli: help and version", () => {
   it("prints the overview for --help, -h, help and nothing else", () => {
     for (const argv of [["--help"], ["-h"], ["help"]]) expect(parseCli(argv, {})).toEqual({ kind: "help", text: USAGE });
-    for (const name of ["init", "config validate", "config apply", "keys list", "keys create", "keys revoke", "keys rotate", "servers list", "connectors create", "connectors list", "connectors revoke", "whoami"]) {
+    for (const name of ["init", "config validate", "config apply", "keys list", "keys create", "keys revoke", "keys rotate", "servers list", "connectors create", "connectors list", "connectors revoke", "whoami", "audit log", "audit stats", "audit verify", "audit export"]) {
       expect(USAGE).toContain(`  ${name} `);
     }
-    expect(USAGE).toContain("Exit status: 0 done, 1 the gateway refused or could not be reached, 2 a usage error");
+    expect(USAGE).toContain("Exit status: 0 done, 1 the gateway refused or could not be reached (or an audit chain does not verify), 2 a usage\nerror");
   });
 
   it("prints one command's help for help CMD and CMD --help, even without credentials", () => {
@@ -168,6 +268,26 @@ describe("requestFor", () => {
     expect(requestFor({ kind: "connectors list" })).toEqual({ method: "GET", path: "/admin/v1/connectors" });
     expect(requestFor({ kind: "connectors create", id: "edge-1", name: undefined }).body!.text).toBe('{"id":"edge-1"}');
     expect(requestFor({ kind: "connectors revoke", id: "edge-1" })).toEqual({ method: "DELETE", path: "/admin/v1/connectors/edge-1" });
+  });
+
+  it("maps the audit commands to their requests, filters and paging as query parameters", () => {
+    const filters = { consumer: "a b", status: "ok" as const, from: "2026-06-01T00:00:00.000Z" };
+    expect(requestFor({ kind: "audit stats", filters })).toEqual({
+      method: "GET",
+      path: "/admin/v1/audit/stats",
+      query: [["consumer", "a b"], ["status", "ok"], ["from", "2026-06-01T00:00:00.000Z"]],
+    });
+    expect(requestFor({ kind: "audit verify", offline: undefined })).toEqual({ method: "POST", path: "/admin/v1/audit/verify" });
+    expect(requestFor({ kind: "audit export", format: "csv", out: undefined, fromSeq: 3, toSeq: undefined })).toEqual({
+      method: "GET",
+      path: "/admin/v1/audit/export",
+      query: [["format", "csv"], ["fromSeq", "3"]],
+    });
+    expect(auditEntriesRequest({}, 1200, undefined).query).toEqual([["limit", "500"]]);
+    expect(auditEntriesRequest({ tool: "t" }, 7, "c/1=").query).toEqual([["tool", "t"], ["limit", "7"], ["cursor", "c/1="]]);
+    expect(requestUrl("https://gw.example/edge", "/admin/v1/audit/entries", "acme", [["tool", "a b&c"], ["cursor", "x/y="]])).toBe(
+      "https://gw.example/edge/admin/v1/audit/entries?tool=a%20b%26c&cursor=x%2Fy%3D&tenant=acme",
+    );
   });
 
   it("sends the config's edge document as JSON", () => {

@@ -1,8 +1,14 @@
 // The mcp-gateway CLI's output: tables, sentences, --json, and one line per failure (pure).
 import { describe, expect, it } from "vitest";
-import { networkReason } from "../../connector/cli/admin-client.ts";
+import { networkReason, streamLines } from "../../connector/cli/admin-client.ts";
 import {
   appliedText,
+  auditLogTable,
+  auditStatsText,
+  bytesText,
+  exportSummaryText,
+  progressBar,
+  verifyText,
   connectorCreatedText,
   connectorsTable,
   failureLines,
@@ -145,5 +151,76 @@ describe("failures", () => {
     expect(networkReason(fetchFailed("ENOTFOUND"), 30_000)).toBe("the host name does not resolve");
     expect(networkReason(fetchFailed("CERT_HAS_EXPIRED"), 30_000)).toBe("TLS failed (CERT_HAS_EXPIRED)");
     expect(networkReason(new DOMException("timed out", "TimeoutError"), 30_000)).toBe("no answer within 30 s");
+  });
+});
+
+describe("audit output", () => {
+  const entry = { seq: 41, timestamp: Date.parse("2026-05-31T10:00:00.123Z"), consumer: "agent-1", server: "crm", method: "tools/call", tool: "get_customer", status: "denied", latencyMs: 7, ruleId: "crm.rules[1]" };
+
+  it("audit log: ISO times, the method where there is no tool, dashes for nulls, control characters visible", () => {
+    expect(auditLogTable([entry, { ...entry, seq: 40, tool: null, method: "initialize", server: null, ruleId: null, consumer: "evil\x1b[2J" }])).toBe(
+      [
+        "TIME                      SEQ  CONSUMER     SERVER  TOOL          STATUS  LATENCY  RULE",
+        "2026-05-31T10:00:00.123Z  41   agent-1      crm     get_customer  denied  7 ms     crm.rules[1]",
+        "2026-05-31T10:00:00.123Z  40   evil\\x1b[2J  -       initialize    denied  7 ms     -",
+      ].join("\n"),
+    );
+    expect(auditLogTable([])).toBe("no audit entries match");
+  });
+
+  it("audit stats: summary, then the top tables, cut at 10 rows with a pointer to --json", () => {
+    const byServer = Array.from({ length: 12 }, (_, i) => ({ server: `s${i}`, count: 100 - i }));
+    const text = auditStatsText({ total: 12_345, byStatus: { ok: 12_000, denied: 345 }, byServer, byTool: [], byConsumer: [{ consumer: "c", count: 12_345 }], latencyMs: null });
+    expect(text.split("\n").slice(0, 3)).toEqual(["entries  12,345", "status   ok 12,000  denied 345", "latency  -"]);
+    expect(text).toContain("s9      91\n(2 more; --json lists them)");
+    expect(text).not.toContain("s10");
+    expect(text).not.toContain("TOOL");
+    expect(text).toMatch(/CONSUMER\s+COUNT\nc\s+12,345$/);
+    expect(auditStatsText({ total: 0 })).toBe("no audit entries match");
+  });
+
+  it("verifyText: a failure leads with the seq and reason; an offline success says what to keep", () => {
+    const failed = { ok: false, failure: { seq: 9, reason: "broken-link", message: "seq 9's prevHash is not the hash of seq 8", line: 11 }, entries: 8, checkpoints: 2 };
+    expect(verifyText(failed, "a.jsonl")).toBe(
+      "FAILED  the audit export a.jsonl does not verify at seq 9: broken-link\n  seq 9's prevHash is not the hash of seq 8\n  line 11 of a.jsonl; 8 entries and 2 checkpoints verified before it",
+    );
+    expect(verifyText({ ok: false, failure: { seq: null, reason: "key-mismatch", message: "m" }, entries: 0, checkpoints: 0 })).toMatch(
+      /^FAILED {2}the gateway's audit chain does not verify: key-mismatch\n/,
+    );
+    const hash = "f".repeat(64);
+    const ok = verifyText({ ok: true, entries: 1, checkpoints: 0, firstSeq: 1, head: { seq: 1, hash }, lastCheckpoint: null, uncheckpointed: 1 }, "b.jsonl");
+    expect(ok).toContain("OK  the audit export b.jsonl verifies: 1 entry (seq 1-1), 0 signed checkpoints");
+    expect(ok).toContain("No signed checkpoint: the export only vouches for itself");
+    expect(ok).toContain(`--head 1:${hash}`);
+    const partly = verifyText({ ok: true, entries: 5, checkpoints: 1, firstSeq: 1, head: { seq: 5, hash }, lastCheckpoint: { seq: 4, hash }, uncheckpointed: 1 }, "c.jsonl");
+    expect(partly).toContain("The last 1 entry have no checkpoint yet");
+  });
+
+  it("progress bars, sizes and the export summary", () => {
+    expect(progressBar(0.5, "half", 10)).toBe("[#####-----]  50%  half");
+    expect(progressBar(2, "over", 4)).toBe("[####] 100%  over");
+    expect(progressBar(undefined, "12 entries")).toBe("12 entries");
+    expect([bytesText(1023), bytesText(1536), bytesText(50 * 1024 * 1024), bytesText(3 * 1024 ** 3)]).toEqual(["1023 B", "1.5 KB", "50 MB", "3.0 GB"]);
+    const header = { type: "header", tenant: "acme", start: { seq: 100, hash: "0" }, head: { seq: 250, hash: "1" } };
+    expect(exportSummaryText("a.jsonl", "jsonl", 2048, 152, header)).toBe(
+      "wrote a.jsonl: 152 lines, 2.0 KB; tenant acme, entries 101-250\nverify it offline: mcp-gateway audit verify --file a.jsonl --public-key KEY",
+    );
+    expect(exportSummaryText("a.csv", "csv", 10, 1, undefined)).toBe("wrote a.csv: 1 line, 10 B");
+  });
+
+  it("streamLines splits chunks into lines across chunk and UTF-8 boundaries, and caps a line's length", async () => {
+    const bytes = new TextEncoder().encode("a☕\nbc\n\nlast");
+    async function* chunks(size: number) {
+      for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+    }
+    for (const size of [1, 2, 3, 100]) {
+      const lines: string[] = [];
+      for await (const line of streamLines(chunks(size), "u")) lines.push(line);
+      expect(lines).toEqual(["a☕", "bc", "", "last"]);
+    }
+    const long = async () => {
+      for await (const _ of streamLines(chunks(1), "u", 3)) void _;
+    };
+    await expect(long()).rejects.toThrow("longer than 3 characters");
   });
 });
