@@ -22,6 +22,8 @@ export default defineConfig(async () => {
                   // golden vector), so tests can sign checkpoints themselves. Checkpoints every 25 entries, not 1000.
                   AUDIT_SIGNING_KEY: "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA",
                   AUDIT_CHECKPOINT_EVERY: "25",
+                  // Root of the audit webhooks' signing keys in the worker tests (test/worker/audit-delivery.test.ts).
+                  AUDIT_WEBHOOK_SECRET: "test-audit-webhook-secret",
                 },
               },
             }),
@@ -30,6 +32,8 @@ export default defineConfig(async () => {
             name: "worker",
             include: ["test/worker/**/*.test.ts"],
             setupFiles: ["./test/worker/apply-migrations.ts"],
+            // In Node: a real HTTP receiver on 127.0.0.1 for the audit webhook tests (its URL reaches them by inject()).
+            globalSetup: ["./test/worker/webhook-receiver.ts"],
           },
         },
         {

@@ -32,4 +32,12 @@ export interface Env {
   AUDIT_CHECKPOINT_EVERY?: string;
   /** …and at the latest this many seconds after an entry (default 60). */
   AUDIT_CHECKPOINT_SECONDS?: string;
+  /**
+   * Secret: the root of the audit webhooks' signing keys (any long random string). Each tenant's key is
+   * HMAC-SHA256(secret, "mcp-gateway audit webhook v1\n" + tenant) (src/audit/delivery.ts). Unset = no webhook is
+   * delivered (an error is logged, nothing is skipped: delivery resumes from where it stopped once it is set).
+   */
+  AUDIT_WEBHOOK_SECRET?: string;
+  /** R2 bucket for the audit chain's per-checkpoint JSONL objects (a tenant's `audit.r2`); unbound = not written. */
+  AUDIT_BUCKET?: R2Bucket;
 }

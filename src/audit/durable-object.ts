@@ -20,6 +20,7 @@ import { type AuditCheckpoint, publicKeyFromPrivate, publicKeyId, signCheckpoint
 import type { AuditEntry, AuditFields, ChainHead } from "./entry.ts";
 import { checkpointToRow, entryToRow } from "./rows.ts";
 import { pruneAnchor } from "./retention.ts";
+import { AuditDelivery } from "./delivery.ts";
 import { and, eq, lt, lte } from "drizzle-orm";
 import { tenantConfig } from "../config/tenant-config.ts";
 import { database } from "../db/client.ts";
@@ -80,8 +81,10 @@ export class AuditLogDurableObject extends DurableObject<Env> {
   private readonly signingKey: SigningKey | undefined;
   private readonly checkpointEvery: number;
   private readonly checkpointIntervalMs: number;
-  /** Whether an alarm is known to be set; false after an eviction, when setting one again is harmless. */
-  private alarmSet = false;
+  /** When the alarm is known to be set for; undefined after an eviction, when setting one again is harmless. */
+  private alarmAt: number | undefined;
+  /** Webhook and R2 delivery of what D1 holds (src/audit/delivery.ts), with its cursors in this object's storage. */
+  private readonly delivery: AuditDelivery;
   /** One shipping run at a time (the alarm and flush() may both ask). */
   private shipping: Promise<void> | undefined;
 
@@ -107,6 +110,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
     this.signingKey = signingKeyFrom(env.AUDIT_SIGNING_KEY);
     this.checkpointEvery = positiveInt(env.AUDIT_CHECKPOINT_EVERY, CHECKPOINT_EVERY_DEFAULT);
     this.checkpointIntervalMs = positiveInt(env.AUDIT_CHECKPOINT_SECONDS, CHECKPOINT_INTERVAL_DEFAULT_MS / 1000) * 1000;
+    this.delivery = new AuditDelivery(env, this.sql);
   }
 
   /**
@@ -114,6 +118,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
    * of another tenant than this object's; storage failures throw as they come. Either way nothing is written.
    */
   async append(fields: AuditFields): Promise<AuditReceipt> {
+    let shipFailures = 0;
     const entry = this.ctx.storage.transactionSync(() => {
       const state = this.readState();
       if (state.tenant !== null && state.tenant !== fields.tenant) {
@@ -122,6 +127,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       if (this.ctx.id.name !== undefined && this.ctx.id.name !== fields.tenant) {
         throw new TypeError(`this audit log is named "${this.ctx.id.name}", not "${fields.tenant}"`);
       }
+      shipFailures = state.ship_failures;
       const appended = appendEntry({ seq: state.seq, hash: state.hash }, fields);
       this.sql.exec("INSERT INTO entries (seq, json) VALUES (?, ?)", appended.seq, JSON.stringify(appended));
       this.sql.exec("UPDATE state SET tenant = ?, seq = ?, hash = ? WHERE id = 1", appended.tenant, appended.seq, appended.hash);
@@ -129,7 +135,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       if (appended.seq - state.checkpoint_seq >= this.checkpointEvery) this.checkpoint(appended.tenant, appended, Date.now());
       return appended;
     });
-    await this.scheduleAlarm(Date.now() + SHIP_DELAY_MS);
+    await this.scheduleShipping(shipFailures);
     return { seq: entry.seq, hash: entry.hash };
   }
 
@@ -161,7 +167,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmSet = false;
+    this.alarmAt = undefined;
     const now = Date.now();
     try {
       this.ctx.storage.transactionSync(() => {
@@ -171,9 +177,11 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       await this.ship();
       this.sql.exec("UPDATE state SET ship_failures = 0 WHERE id = 1");
       await this.pruneIfDue(now);
-      // Entries after the last checkpoint get one within the interval, even if no more come.
       const state = this.readState();
+      // Entries after the last checkpoint get one within the interval, even if no more come.
       if (this.signingKey && state.seq > state.checkpoint_seq) await this.scheduleAlarm(state.checkpoint_time + this.checkpointIntervalMs);
+      const deliverAt = await this.deliver(state, now);
+      if (deliverAt !== null) await this.scheduleAlarm(deliverAt);
     } catch (error) {
       this.sql.exec("UPDATE state SET ship_failures = ship_failures + 1 WHERE id = 1");
       const failures = this.readState().ship_failures;
@@ -241,9 +249,33 @@ export class AuditLogDurableObject extends DurableObject<Env> {
     this.sql.exec("UPDATE state SET checkpoint_seq = ?, checkpoint_time = ? WHERE id = 1", head.seq, time);
   }
 
+  /**
+   * Ships soon after an append; but while D1 is failing the backoff's alarm stands (appends must not turn it into a
+   * tight loop), and only a missing alarm (after an eviction) is set again.
+   */
+  private async scheduleShipping(shipFailures: number): Promise<void> {
+    if (shipFailures === 0) return this.scheduleAlarm(Date.now() + SHIP_DELAY_MS);
+    if (this.alarmAt !== undefined) return;
+    const at = await this.ctx.storage.getAlarm();
+    if (at === null) await this.scheduleAlarm(Date.now() + SHIP_DELAY_MS);
+    else this.alarmAt = at;
+  }
+
+  /** Webhook and R2 delivery (never throws); when it wants to run again, or null. */
+  private async deliver(state: StateRow, now: number): Promise<number | null> {
+    if (state.tenant === null) return null;
+    const audit = (await tenantConfig(database(this.env.DB), state.tenant).catch(() => undefined))?.published?.audit;
+    if (!audit?.webhook && !audit?.r2) return null;
+    return this.delivery.deliver(state.tenant, audit, state.shipped_seq, now);
+  }
+
+  /**
+   * Sets the alarm for `at` unless one is already set for earlier: the earliest wish wins. `force` (a retry's
+   * backoff) sets it regardless, so appends during an outage do not turn the backoff into a tight loop.
+   */
   private async scheduleAlarm(at: number, force = false): Promise<void> {
-    if (this.alarmSet && !force) return;
-    this.alarmSet = true;
+    if (!force && this.alarmAt !== undefined && this.alarmAt <= at) return;
+    this.alarmAt = at;
     await this.ctx.storage.setAlarm(at);
   }
 

@@ -22,6 +22,19 @@ export { GATEWAY_SERVER_ID };
 export const ADMIN_ROLE = "admin";
 
 
+/** Hosts a webhook may reach over plain http (local development); anything else needs https. */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** An audit webhook's URL: https, or http to a loopback host only. */
+export const auditWebhookUrlSchema = z
+  .string()
+  .max(2048)
+  .refine((text) => {
+    if (!URL.canParse(text)) return false;
+    const url = new URL(text);
+    return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname));
+  }, "must be an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])");
+
 /** Environment variable names as POSIX shells accept them. */
 const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
@@ -97,6 +110,26 @@ export const gatewayConfigSchema = z.strictObject({
       failureMode: z.enum(["closed", "open"]).default("closed"),
       /** Days of entries kept in D1; absent = kept for ever. Pruning keeps the chain verifiable from a checkpoint. */
       retentionDays: z.number().int().min(1).max(36_500).optional(),
+      /** Each chain batch POSTed, signed, to a receiver (docs/audit-chain.md, "Delivery: webhook and R2"). */
+      webhook: z
+        .strictObject({
+          url: auditWebhookUrlSchema,
+          /** Entries per POST. */
+          batchSize: z.number().int().min(1).max(1000).default(100),
+        })
+        .optional(),
+      /** One verifiable JSONL object per checkpoint interval in the Worker's AUDIT_BUCKET R2 binding. */
+      r2: z
+        .strictObject({
+          /** Object keys are `<prefix><tenant>/<start>-<end>.jsonl`. */
+          prefix: z
+            .string()
+            .max(256)
+            .regex(/^[^\u0000-\u001f\u007f\\]*$/, "must not contain control characters or backslashes")
+            .refine((p) => !p.startsWith("/"), "must not start with /")
+            .default("audit/"),
+        })
+        .optional(),
     })
     .optional(),
   metering: z

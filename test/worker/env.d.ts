@@ -14,3 +14,11 @@ declare global {
     }
   }
 }
+
+// Values the worker project's global setup hands the tests (`inject()` in a test, `provide()` in the setup).
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Base URL of the Node HTTP receiver of test/worker/webhook-receiver.ts, e.g. http://127.0.0.1:41234. */
+    auditWebhookReceiver: string;
+  }
+}
