@@ -6,6 +6,7 @@
 import { OpenAPIHono, createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { database } from "../db/client.ts";
+import { auditHead, auditStatsOf, exportResponse, listAuditEntries, NDJSON, verifyStream } from "./audit.ts";
 import { adminTenant, requireAdmin, type AdminContext } from "./auth.ts";
 import { appliedConfig, appliedPolicies, applyConfig, validatedConfig } from "./config.ts";
 import { createConnector, listConnectors, revokeConnector } from "./connectors.ts";
@@ -14,6 +15,14 @@ import { createKey, listKeys, revokeKey, rotateKey } from "./keys.ts";
 import {
   ApiKeyWithSecret,
   AppliedConfig,
+  AuditEntriesQuery,
+  AuditEntryPage,
+  AuditExportQuery,
+  AuditHeadSchema,
+  AuditStatsQuery,
+  AuditStatsSchema,
+  AuditVerifyBody,
+  AuditVerifyLine,
   ConfigApplied,
   ConfigValidation,
   ConnectorList,
@@ -104,7 +113,56 @@ const routes = {
     request: { params: IdParam },
     responses: { 200: json(Revoked, "Revoked"), ...errors, ...notFound },
   }),
+  auditEntries: route({
+    method: "get",
+    path: "/audit/entries",
+    summary: "The tenant's audit entries, newest first, filtered and paged (keyset cursor)",
+    request: { query: AuditEntriesQuery },
+    responses: { 200: json(AuditEntryPage, "One page of entries"), ...errors },
+  }),
+  auditStats: route({
+    method: "get",
+    path: "/audit/stats",
+    summary: "Counts by status, server, tool and consumer, and latency percentiles, of the matching entries",
+    request: { query: AuditStatsQuery },
+    responses: { 200: json(AuditStatsSchema, "The stats"), ...errors },
+  }),
+  auditHead: route({
+    method: "get",
+    path: "/audit/head",
+    summary: "The AuditLog Durable Object's live head, shipping progress, latest checkpoint and public key",
+    responses: { 200: json(AuditHeadSchema, "The head"), ...errors },
+  }),
+  auditVerify: route({
+    method: "post",
+    path: "/audit/verify",
+    summary: "Verify the D1 copy of the chain against the live head and the signed checkpoints (streamed NDJSON)",
+    request: { body: { required: false, content: { "application/json": { schema: AuditVerifyBody } } } },
+    responses: {
+      200: { description: "Progress lines, then one result line", content: { [NDJSON]: { schema: AuditVerifyLine } } },
+      ...errors,
+    },
+  }),
+  auditExport: route({
+    method: "get",
+    path: "/audit/export",
+    summary: "Export the chain: JSONL verifiable offline (docs/audit-chain.md) or CSV for people (streamed)",
+    request: { query: AuditExportQuery },
+    responses: {
+      200: {
+        description: "The export",
+        content: { [NDJSON]: { schema: z.string().openapi({ description: "JSONL export lines" }) }, "text/csv": { schema: z.string().openapi({ description: "CSV rows" }) } },
+      },
+      ...errors,
+    },
+  }),
 };
+
+/**
+ * A streamed answer in a route whose typed answers are JSON: @hono/zod-openapi types only JSON and text bodies, so
+ * the NDJSON/CSV stream is handed over as it is.
+ */
+const streamed = (response: Response) => response as never;
 
 /**
  * The config body as text, YAML or JSON alike (JSON is YAML, so one parser reads both). Hono caches the body, so
@@ -176,9 +234,33 @@ export function adminApp(): OpenAPIHono<AdminContext> {
     c.json(await revokeConnector(c.env, database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200),
   );
 
+  app.openapi(routes.auditEntries, async (c) => {
+    const { tenant: _tenant, limit, cursor, ...query } = c.req.valid("query");
+    return c.json(await listAuditEntries(c.env, adminTenant(c.get("admin")), query, { limit, cursor }), 200);
+  });
+
+  app.openapi(routes.auditStats, async (c) => {
+    const { tenant: _tenant, ...query } = c.req.valid("query");
+    return c.json(await auditStatsOf(c.env, adminTenant(c.get("admin")), query), 200);
+  });
+
+  app.openapi(routes.auditHead, async (c) => c.json(await auditHead(c.env, adminTenant(c.get("admin"))), 200));
+
+  app.openapi(routes.auditVerify, (c) => {
+    const tenant = adminTenant(c.get("admin"));
+    const { response, run } = verifyStream(c.env, tenant, c.req.valid("json").fromSeq);
+    c.executionCtx.waitUntil(run);
+    return streamed(response);
+  });
+
+  app.openapi(routes.auditExport, async (c) => {
+    const { format, fromSeq, toSeq } = c.req.valid("query");
+    return streamed(await exportResponse(c.env, adminTenant(c.get("admin")), { format, fromSeq, toSeq }));
+  });
+
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
-    info: { title: "mcp-gateway admin API", version: "1", description: "Administer one tenant of an mcp-gateway: configuration, API keys, servers, connectors." },
+    info: { title: "mcp-gateway admin API", version: "1", description: "Administer one tenant of an mcp-gateway: configuration, API keys, servers, connectors, audit trail." },
   });
   return app;
 }

@@ -5,6 +5,8 @@
 import { z } from "@hono/zod-openapi";
 import { ID_PATTERN, ID_RULE } from "../ids.ts";
 import { SERVER_ID_PATTERN } from "../link/protocol.ts";
+import { AUDIT_STATUSES } from "../audit/entry.ts";
+import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, auditQueryShape } from "../audit/store.ts";
 
 const id = z.string().regex(ID_PATTERN, ID_RULE);
 const isoTime = z.iso.datetime({ offset: true });
@@ -120,3 +122,117 @@ export const IdParam = z.object({ id: id.openapi({ param: { name: "id", in: "pat
 export const TenantQuery = z.object({
   tenant: id.optional().openapi({ param: { name: "tenant", in: "query" }, description: "Required with the platform admin token" }),
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Audit (docs/admin-api.md, docs/audit-chain.md)
+
+const seqParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+/** The filters of entries and stats: unknown query parameters are refused (a typo must not widen the answer). */
+export const AuditStatsQuery = z.strictObject({
+  ...TenantQuery.shape,
+  ...auditQueryShape,
+  from: auditQueryShape.from.openapi({ description: "ISO 8601 (Z or an offset) or epoch milliseconds; inclusive" }),
+  to: auditQueryShape.to.openapi({ description: "ISO 8601 (Z or an offset) or epoch milliseconds; exclusive" }),
+});
+
+export const AuditEntriesQuery = z.strictObject({
+  ...AuditStatsQuery.shape,
+  limit: z.coerce.number().int().min(1).max(AUDIT_PAGE_MAX).default(AUDIT_PAGE_DEFAULT).openapi({ description: `Entries per page, 1-${AUDIT_PAGE_MAX}` }),
+  cursor: z.string().min(1).max(128).optional().openapi({ description: "The previous page's nextCursor" }),
+});
+
+export const AuditExportQuery = z
+  .strictObject({
+    ...TenantQuery.shape,
+    format: z.enum(["jsonl", "csv"]).default("jsonl"),
+    fromSeq: seqParam.optional().openapi({ description: "JSONL: snapped down to the nearest checkpointed seq before it, so the file verifies on its own" }),
+    toSeq: seqParam.optional(),
+  })
+  .refine((q) => q.fromSeq === undefined || q.toSeq === undefined || q.fromSeq <= q.toSeq, { message: "fromSeq must not be after toSeq", path: ["toSeq"] });
+
+export const AuditVerifyBody = z.strictObject({ fromSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional() }).openapi("AuditVerifyRequest");
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const ChainHeadSchema = z.object({ seq: z.number().int(), hash: hex64 }).openapi("AuditChainHead");
+
+export const AuditEntrySchema = z
+  .object({
+    seq: z.number().int(),
+    timestamp: z.number().int().openapi({ description: "Epoch milliseconds" }),
+    tenant: z.string(),
+    consumer: z.string().nullable(),
+    keyId: z.string().nullable(),
+    clientIp: z.string().nullable(),
+    requestId: z.string(),
+    sessionId: z.string().nullable(),
+    server: z.string().nullable(),
+    method: z.string(),
+    tool: z.string().nullable(),
+    arguments: z.any().openapi({ description: "The redacted arguments (any JSON)" }),
+    result: z.any().openapi({ description: "The redacted, possibly truncated result (any JSON)" }),
+    resultDigest: hex64.nullable(),
+    status: z.enum(AUDIT_STATUSES),
+    errorCode: z.number().int().nullable(),
+    errorMessage: z.string().nullable(),
+    latencyMs: z.number().int(),
+    ruleId: z.string().nullable(),
+    prevHash: hex64,
+    hash: hex64,
+  })
+  .openapi("AuditEntry");
+
+export const AuditEntryPage = z
+  .object({ entries: z.array(AuditEntrySchema), nextCursor: z.string().nullable().openapi({ description: "Send back as ?cursor= for the next page; null on the last" }) })
+  .openapi("AuditEntryPage");
+
+const counted = { count: z.number().int() };
+export const AuditStatsSchema = z
+  .object({
+    total: z.number().int(),
+    byStatus: z.object(Object.fromEntries(AUDIT_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof AUDIT_STATUSES)[number], z.ZodNumber>),
+    byServer: z.array(z.object({ server: z.string().nullable(), ...counted })),
+    byTool: z.array(z.object({ server: z.string().nullable(), tool: z.string().nullable(), ...counted })),
+    byConsumer: z.array(z.object({ consumer: z.string().nullable(), ...counted })),
+    latencyMs: z.object({ p50: z.number().int(), p95: z.number().int(), p99: z.number().int(), max: z.number().int() }).nullable(),
+  })
+  .openapi("AuditStats");
+
+const CheckpointSchema = z
+  .object({ tenant: z.string(), seq: z.number().int(), hash: hex64, time: z.number().int(), keyId: z.string(), signature: z.string() })
+  .openapi("AuditCheckpoint");
+
+export const AuditHeadSchema = z
+  .object({
+    tenant: z.string(),
+    head: ChainHeadSchema,
+    shippedSeq: z.number().int().openapi({ description: "The last seq D1 holds" }),
+    failureMode: z.enum(["closed", "open"]),
+    checkpoint: CheckpointSchema.nullable(),
+    publicKey: z.string().nullable().openapi({ description: "base64url Ed25519 public key that verifies checkpoints; null without a signing key" }),
+    keyId: z.string().nullable(),
+  })
+  .openapi("AuditHead");
+
+export const AuditVerifyLine = z
+  .union([
+    z.object({ type: z.literal("progress"), verified: z.number().int(), total: z.number().int() }),
+    z.object({
+      type: z.literal("result"),
+      ok: z.literal(true),
+      entries: z.number().int(),
+      checkpoints: z.number().int(),
+      firstSeq: z.number().int().nullable(),
+      head: ChainHeadSchema,
+      lastCheckpoint: ChainHeadSchema.nullable(),
+      uncheckpointed: z.number().int(),
+    }),
+    z.object({
+      type: z.literal("result"),
+      ok: z.literal(false),
+      failure: z.object({ seq: z.number().int().nullable(), reason: z.string(), message: z.string() }),
+      entries: z.number().int(),
+      checkpoints: z.number().int(),
+    }),
+  ])
+  .openapi("AuditVerifyLine", { description: "One line of the NDJSON stream: progress lines, then one result line" });

@@ -24,6 +24,18 @@ export function appendAuditEntry(env: Env, fields: AuditFields): Promise<AuditRe
 }
 
 /**
+ * Ships what the tenant's object holds to D1, so a read of D1 sees every entry appended so far. A failure (D1 down)
+ * is logged: the read then shows what D1 has.
+ */
+export async function flushAuditLog(env: Env, tenant: string): Promise<void> {
+  try {
+    await auditLog(env, tenant).flush();
+  } catch (error) {
+    log({ event: "audit.flush_failed", tenant, detail: (error as Error).message }, "warn");
+  }
+}
+
+/**
  * Records a refused credential that names its key. The refusal stands whatever happens here, so a failure to write
  * is logged and not raised (there is no result to withhold).
  */

@@ -50,6 +50,8 @@ export interface AuditLogState {
   checkpoint: AuditCheckpoint | null;
   /** Consecutive failed shipping attempts (0 when D1 is up to date or the last attempt succeeded). */
   shipFailures: number;
+  /** Retention deleted D1's entries up to and including this seq (0: none): the D1 copy must start right after it. */
+  prunedSeq: number;
 }
 
 /** What an append returns: where the entry landed. */
@@ -73,6 +75,7 @@ interface StateRow {
   checkpoint_time: number;
   ship_failures: number;
   pruned_at: number;
+  pruned_seq: number;
   [column: string]: SqlStorageValue;
 }
 
@@ -101,7 +104,8 @@ export class AuditLogDurableObject extends DurableObject<Env> {
         checkpoint_seq INTEGER NOT NULL DEFAULT 0,
         checkpoint_time INTEGER NOT NULL DEFAULT 0,
         ship_failures INTEGER NOT NULL DEFAULT 0,
-        pruned_at INTEGER NOT NULL DEFAULT 0
+        pruned_at INTEGER NOT NULL DEFAULT 0,
+        pruned_seq INTEGER NOT NULL DEFAULT 0
       );
       INSERT OR IGNORE INTO state (id, tenant, seq, hash) VALUES (1, NULL, 0, '${GENESIS_HEAD.hash}');
       CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
@@ -148,6 +152,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       shippedSeq: state.shipped_seq,
       checkpoint: this.latestCheckpoint(),
       shipFailures: state.ship_failures,
+      prunedSeq: state.pruned_seq,
     };
   }
 
@@ -213,6 +218,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
         db.delete(auditCheckpoints).where(and(eq(auditCheckpoints.tenantId, state.tenant), lt(auditCheckpoints.seq, anchor.seq))),
       ]);
       this.sql.exec("DELETE FROM checkpoints WHERE seq < ?", anchor.seq);
+      this.sql.exec("UPDATE state SET pruned_seq = MAX(pruned_seq, ?) WHERE id = 1", anchor.seq);
       log({ event: "audit.pruned", tenant: state.tenant, throughSeq: anchor.seq, retentionDays: days });
     } catch (error) {
       log({ event: "audit.prune_failed", tenant: state.tenant, detail: (error as Error).message }, "error");
@@ -227,7 +233,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
   }
 
   private readState(): StateRow {
-    return this.sql.exec<StateRow>("SELECT tenant, seq, hash, shipped_seq, checkpoint_seq, checkpoint_time, ship_failures, pruned_at FROM state WHERE id = 1").one();
+    return this.sql.exec<StateRow>("SELECT tenant, seq, hash, shipped_seq, checkpoint_seq, checkpoint_time, ship_failures, pruned_at, pruned_seq FROM state WHERE id = 1").one();
   }
 
   private latestCheckpoint(): AuditCheckpoint | null {

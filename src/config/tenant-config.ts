@@ -11,8 +11,8 @@ import { compilePolicies, type CompiledPolicies } from "../policy/engine.ts";
 import type { PolicyConfig } from "../policy/schema.ts";
 import { compileRedaction, type CompiledRedaction } from "../redact/engine.ts";
 import type { PublishedConfig } from "./publish.ts";
-import { GATEWAY_TOOL_NAMES } from "../mcp/namespacing.ts";
-import { GATEWAY_SERVER_ID } from "./schema.ts";
+import { GATEWAY_AUDIT_TOOLS, GATEWAY_DISCOVERY_TOOLS } from "../mcp/namespacing.ts";
+import { ADMIN_ROLE, GATEWAY_SERVER_ID } from "./schema.ts";
 
 /** How stale a tenant's configuration may be in one isolate (documented in the README). */
 export const CONFIG_RECHECK_MS = 1_000;
@@ -22,7 +22,15 @@ export const GATEWAY_BUILTIN_POLICY: PolicyConfig = {
   id: "gateway-builtin",
   name: "The gateway's own discovery tools, for every caller",
   roles: ["*"],
-  rules: [{ server: GATEWAY_SERVER_ID, tool: `{${GATEWAY_TOOL_NAMES.join(",")}}`, action: "allow", conditions: [] }],
+  rules: [{ server: GATEWAY_SERVER_ID, tool: `{${GATEWAY_DISCOVERY_TOOLS.join(",")}}`, action: "allow", conditions: [] }],
+};
+
+/** The audit tools are for the tenant's administrators; a tenant may grant them to other roles (say, auditors). */
+export const GATEWAY_BUILTIN_AUDIT_POLICY: PolicyConfig = {
+  id: "gateway-builtin-audit",
+  name: "The gateway's audit tools, for administrators",
+  roles: [ADMIN_ROLE],
+  rules: [{ server: GATEWAY_SERVER_ID, tool: `{${GATEWAY_AUDIT_TOOLS.join(",")}}`, action: "allow", conditions: [] }],
 };
 
 export interface TenantConfig {
@@ -64,7 +72,7 @@ export function compileTenantConfig(version: number, published: PublishedConfig 
   return {
     version,
     published,
-    policies: compilePolicies([...(published?.policies ?? []), GATEWAY_BUILTIN_POLICY]),
+    policies: compilePolicies([...(published?.policies ?? []), GATEWAY_BUILTIN_POLICY, GATEWAY_BUILTIN_AUDIT_POLICY]),
     disabledServers: new Set((published?.servers ?? []).filter((s) => !s.enabled).map((s) => s.id)),
     redaction: compileRedaction(published?.redaction),
   };

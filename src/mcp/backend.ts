@@ -17,6 +17,7 @@ import { tenantHasher } from "../redact/hash.ts";
 import { tenantCatalog, type TenantCatalog } from "./catalog-cache.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
 import { appendAuditEntry } from "../audit/append.ts";
+import { readAuditEntries, readAuditStats, verifyStoredChain } from "../audit/store.ts";
 import { GatewayErrorCode } from "./errors.ts";
 
 /**
@@ -39,6 +40,11 @@ export function workerBackend(env: Env, db: Database, principal: Principal, wait
     policies: async () => (await loadConfig()).policies,
     redaction: async () => (await loadConfig()).redaction,
     hasher: tenantHasher(env.REDACTION_HMAC_KEY, principal.tenant),
+    auditTrail: {
+      entries: (query, page) => readAuditEntries(env, principal.tenant, query, page),
+      stats: (query) => readAuditStats(env, principal.tenant, query),
+      verify: () => verifyStoredChain(env, principal.tenant),
+    },
     async audit(fields) {
       // Without the tenant's configuration its audit mode is unknown: closed, the safe reading.
       const audit = (await loadConfig().catch(() => undefined))?.published?.audit;

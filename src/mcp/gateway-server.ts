@@ -12,9 +12,9 @@ import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
 import type { AggregatedCatalog, CatalogServer, RoutedItem } from "./catalog.ts";
 import { GatewayErrorCode } from "./errors.ts";
 import { prefixOf } from "./namespacing.ts";
-import { GATEWAY_SERVER_ID } from "../config/schema.ts";
+import { ADMIN_ROLE, GATEWAY_SERVER_ID } from "../config/schema.ts";
 import type { CompiledPolicies, PolicyPrincipal, PolicySubject } from "../policy/engine.ts";
-import { metaSubject, metaTool, MetaToolInputError, visibleMetaTools } from "./meta-tools.ts";
+import { mayUseMetaTool, metaSubject, metaTool, MetaToolInputError, visibleMetaTools, type AuditTrail } from "./meta-tools.ts";
 import { promptSubject, resourceSubject, serverVisible, toolSubject, visibleCatalog } from "./visibility.ts";
 import {
   redactJson,
@@ -31,6 +31,9 @@ import { CallAudit, type AuditOrigin, type CallOutcome as AuditedOutcome } from 
 import { decodeCursor, paginate } from "./pagination.ts";
 
 export const GATEWAY_INFO = { name: "mcp-gateway", version: "0.1.0" } as const;
+
+/** What a denial of an admin-only gateway tool names as its rule (no policy of the tenant's decided it). */
+const ADMIN_ONLY_RULE = { ruleId: "gateway:admin-only", policyId: null };
 
 /** What the MCP handlers need from the platform. */
 export interface GatewayBackend {
@@ -57,6 +60,8 @@ export interface GatewayBackend {
    * a ProtocolError if the tenant's audit mode is `closed`, and resolves (having logged) if it is `open`.
    */
   audit(fields: AuditFields): Promise<void>;
+  /** Reads of the tenant's audit trail, for the gateway's audit tools. */
+  auditTrail: AuditTrail;
 }
 
 /** Who is calling, from the transport (never from a tool argument). */
@@ -78,7 +83,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   const server = new Server(GATEWAY_INFO, {
     capabilities: { tools: {}, resources: {}, prompts: {}, completions: {}, logging: {} },
     instructions:
-      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway, as far as your policies allow. Tool and prompt names are <server>__<name> unless a server keeps its own names. The gateway's own tools: list_tools, list_servers, server_status, call.",
+      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway, as far as your policies allow. Tool and prompt names are <server>__<name> unless a server keeps its own names. The gateway's own tools: list_tools, list_servers, server_status, call; for administrators also audit_log, audit_stats, audit_verify.",
   });
 
   /** Whether the caller may use anything of a server: only such servers are named in hints. */
@@ -146,12 +151,17 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     const meta = metaTool(params.name);
     if (meta) {
       authorize(policies, metaSubject(params.name), params.arguments, audit);
+      if (!mayUseMetaTool(meta, principal)) {
+        audit.ruleId = ADMIN_ONLY_RULE.ruleId;
+        throw new ProtocolError(GatewayErrorCode.Denied, `the gateway's tool "${params.name}" is for administrators (role ${ADMIN_ROLE})`, ADMIN_ONLY_RULE);
+      }
       try {
         return await meta.run(params.arguments, {
           catalog,
           principal,
           policies,
           callTool: (name, args) => callTool({ ...params, name, arguments: args }, ctx, audit),
+          audit: backend.auditTrail,
         });
       } catch (error) {
         if (!(error instanceof MetaToolInputError)) throw error;

@@ -1,16 +1,21 @@
 /**
- * @module The gateway's own MCP tools (the seed's names): `list_tools`, `list_servers`, `server_status` and `call`.
- * They live on the reserved server id `gateway`, so policy governs them like any tool (a built-in rule allows
- * them to every caller; a tenant's deny rule overrides it). The caller is always the transport's principal: no
+ * @module The gateway's own MCP tools (the seed's names): `list_tools`, `list_servers`, `server_status` and `call`,
+ * and for administrators `audit_log`, `audit_stats` and `audit_verify`.
+ * They live on the reserved server id `gateway`, so policy governs them like any tool (built-in rules allow the
+ * first four to every caller and the audit tools to the `admin` role; a tenant's deny rule overrides either). The
+ * audit tools are moreover for the `admin` role only, whatever a tenant's allow rules say. The caller is always the transport's principal: no
  * tool takes a key, tenant or consumer as an argument.
  *
  * Each shows only what the caller may use; a server the caller may use nothing of is unknown to it.
  */
 import { z } from "zod";
-import { GATEWAY_SERVER_ID } from "../config/schema.ts";
+import { ADMIN_ROLE, GATEWAY_SERVER_ID } from "../config/schema.ts";
 import type { CompiledPolicies, PolicyPrincipal } from "../policy/engine.ts";
 import type { AggregatedCatalog, CatalogServer } from "./catalog.ts";
 import { serverVisible, usableCounts, visibleCatalog } from "./visibility.ts";
+import { AUDIT_STATUSES, type AuditEntry } from "../audit/entry.ts";
+import { AuditCursorError, auditQueryShape, auditQuerySchema, type AuditQuery, type AuditStats } from "../audit/store.ts";
+import type { ChainVerifyResult } from "../audit/verify.ts";
 
 /** What a meta-tool handler needs: the caller's view and, for `call`, the regular tools/call path. */
 export interface MetaToolContext {
@@ -19,6 +24,15 @@ export interface MetaToolContext {
   policies: CompiledPolicies;
   /** tools/call of an exposed name, with policy, routing and relay exactly as if the agent had sent it. */
   callTool(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** The caller's tenant's audit trail (never another tenant's: the tenant is the principal's, not an argument). */
+  audit: AuditTrail;
+}
+
+/** Reads of the caller's tenant's audit trail (src/audit/store.ts behind the backend). */
+export interface AuditTrail {
+  entries(query: AuditQuery, page: { limit: number; cursor?: string | undefined }): Promise<{ entries: AuditEntry[]; nextCursor: string | null }>;
+  stats(query: AuditQuery): Promise<AuditStats>;
+  verify(): Promise<ChainVerifyResult>;
 }
 
 export type MetaToolResult = Record<string, unknown>;
@@ -28,12 +42,25 @@ export class MetaToolInputError extends Error {}
 
 interface MetaTool {
   definition: { name: string; title: string; description: string; inputSchema: Record<string, unknown>; annotations: Record<string, unknown> };
+  /**
+   * Only for callers with the `admin` role, whatever the tenant's policies allow: a catch-all allow written for
+   * agents must not hand them the whole tenant's audit trail. Policy still applies on top (a deny removes it).
+   */
+  adminOnly?: true;
   run(args: unknown, ctx: MetaToolContext): Promise<MetaToolResult>;
 }
 
 const noArguments = z.strictObject({});
 const listToolsArguments = z.strictObject({ server: z.string().max(256).optional() });
 const serverStatusArguments = z.strictObject({ server: z.string().min(1).max(256) });
+/** audit_log pages are smaller than the admin API's: entries hold redacted arguments and results. */
+const AUDIT_LOG_TOOL_MAX = 100;
+const auditLogArguments = z.strictObject({
+  ...auditQueryShape,
+  limit: z.number().int().min(1).max(AUDIT_LOG_TOOL_MAX).default(20),
+  cursor: z.string().max(256).optional(),
+});
+const auditStatsArguments = auditQuerySchema;
 const callArguments = z.strictObject({
   tool: z.string().min(1).max(512),
   arguments: z.record(z.string(), z.unknown()).default({}),
@@ -56,6 +83,15 @@ function describeServer(server: CatalogServer, ctx: MetaToolContext) {
 }
 
 const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
+
+const auditFilterProperties = {
+  consumer: { type: "string", description: "Only this consumer's calls" },
+  server: { type: "string", description: "Only calls to this server" },
+  tool: { type: "string", description: "Only calls of this tool or prompt (its upstream name), or this resource URI" },
+  status: { type: "string", enum: [...AUDIT_STATUSES], description: "Only calls with this outcome" },
+  from: { type: ["string", "number"], description: "From this time on (ISO 8601 or epoch milliseconds), inclusive" },
+  to: { type: ["string", "number"], description: "Before this time (ISO 8601 or epoch milliseconds)" },
+};
 
 const tools: MetaTool[] = [
   {
@@ -115,6 +151,62 @@ const tools: MetaTool[] = [
   },
   {
     definition: {
+      name: "audit_log",
+      title: "Audit log",
+      description:
+        "Your organisation's audit trail of tool calls through this gateway, newest first: who called what, when, from where, the outcome, the deciding policy rule, and the redacted arguments and result. For administrators.",
+      inputSchema: {
+        type: "object",
+        properties: {
+          ...auditFilterProperties,
+          limit: { type: "integer", minimum: 1, maximum: AUDIT_LOG_TOOL_MAX, description: "Entries per page (default 20)" },
+          cursor: { type: "string", description: "nextCursor of the previous page" },
+        },
+        additionalProperties: false,
+      },
+      annotations: readOnly,
+    },
+    adminOnly: true,
+    async run(args, ctx) {
+      const { limit, cursor, ...query } = parsed(auditLogArguments, args, "audit_log");
+      try {
+        return answer(await ctx.audit.entries(query, { limit, cursor }));
+      } catch (error) {
+        if (error instanceof AuditCursorError) throw new MetaToolInputError(`Invalid arguments for audit_log: cursor: ${error.message}`);
+        throw error;
+      }
+    },
+  },
+  {
+    definition: {
+      name: "audit_stats",
+      title: "Audit statistics",
+      description: "Counts of audited calls by outcome, server, tool and consumer, and latency percentiles, optionally filtered. For administrators.",
+      inputSchema: { type: "object", properties: auditFilterProperties, additionalProperties: false },
+      annotations: readOnly,
+    },
+    adminOnly: true,
+    async run(args, ctx) {
+      return answer({ ...(await ctx.audit.stats(parsed(auditStatsArguments, args, "audit_stats"))) });
+    },
+  },
+  {
+    definition: {
+      name: "audit_verify",
+      title: "Verify the audit chain",
+      description:
+        "Recomputes your organisation's audit hash chain from storage and checks it against the live head and the signed checkpoints; reports the first bad entry and why. For administrators.",
+      inputSchema: { type: "object", properties: {}, additionalProperties: false },
+      annotations: readOnly,
+    },
+    adminOnly: true,
+    async run(args, ctx) {
+      parsed(noArguments, args, "audit_verify");
+      return answer({ ...(await ctx.audit.verify()) });
+    },
+  },
+  {
+    definition: {
       name: "call",
       title: "Call a tool",
       description:
@@ -147,7 +239,12 @@ export function metaTool(name: string): MetaTool | undefined {
 
 /** The meta-tools' definitions the caller may use, for tools/list. */
 export function visibleMetaTools(principal: PolicyPrincipal, policies: CompiledPolicies): MetaTool["definition"][] {
-  return tools.filter((t) => policies.visible(principal, metaSubject(t.definition.name))).map((t) => t.definition);
+  return tools.filter((t) => mayUseMetaTool(t, principal) && policies.visible(principal, metaSubject(t.definition.name))).map((t) => t.definition);
+}
+
+/** The role gate of {@link MetaTool.adminOnly} tools (policy is checked separately). */
+export function mayUseMetaTool(tool: MetaTool, principal: PolicyPrincipal): boolean {
+  return !tool.adminOnly || principal.roles.includes(ADMIN_ROLE);
 }
 
 export function metaSubject(name: string) {

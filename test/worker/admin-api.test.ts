@@ -449,6 +449,11 @@ describe("the OpenAPI document", () => {
     ["get", "/admin/v1/connectors"],
     ["post", "/admin/v1/connectors"],
     ["delete", "/admin/v1/connectors/{id}"],
+    ["get", "/admin/v1/audit/entries"],
+    ["get", "/admin/v1/audit/stats"],
+    ["get", "/admin/v1/audit/head"],
+    ["post", "/admin/v1/audit/verify"],
+    ["get", "/admin/v1/audit/export"],
   ] as const;
 
   it("is OpenAPI 3.1, needs no credential, and lists every documented operation with the bearer scheme", async () => {

@@ -7,6 +7,7 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { verifyChain } from "../../src/audit/verify.ts";
+import { verifyStoredChain } from "../../src/audit/store.ts";
 import { rowToEntry, type AuditEntryRow } from "../../src/audit/rows.ts";
 import type { AuditEntry, AuditFields } from "../../src/audit/entry.ts";
 import { signCheckpoint, verifyCheckpoint, type AuditCheckpoint } from "../../src/audit/checkpoint.ts";
@@ -346,5 +347,71 @@ describe("checkpoints and retention", () => {
     const key = (await stub.publicKey())!.publicKey;
     const verdict = await verifyChain(remaining, { tenant, publicKeys: key, checkpoints: results, start: { seq: 5, hash: old.hash }, expectedHead: (await stub.state()).head });
     expect(verdict).toMatchObject({ ok: true, entries: 4 });
+  });
+});
+
+describe("deletions that look like retention", () => {
+  it("are caught: the D1 copy must start right after what retention pruned, even at a checkpoint", async () => {
+    const tenant = (await seedTenant()).tenant;
+    const stub = auditLog(tenant);
+    for (let i = 0; i < 30; i++) await stub.append(fields(tenant, i));
+    await stub.flush();
+    expect(await verifyStoredChain(env, tenant)).toMatchObject({ ok: true, entries: 30 });
+    // seq 25 has a checkpoint (every 25 in the worker tests): deleting 1…25 leaves a copy that is anchored.
+    await env.DB.prepare("DELETE FROM audit_entries WHERE tenant_id = ? AND seq <= 25").bind(tenant).run();
+    expect(await verifyStoredChain(env, tenant)).toMatchObject({ ok: false, failure: { seq: 1, reason: "gap" } });
+  });
+});
+
+describe("the gateway's audit tools", () => {
+  const ADMIN_KEY = () => `gw_${crypto.randomUUID().replace(/-/g, "")}`;
+
+  async function withAdmin() {
+    const admin = ADMIN_KEY();
+    const agent = ADMIN_KEY();
+    const seeded = await seedTenant({ policies: ALLOW_ALL, keys: [{ id: "agent", key: agent }, { id: "boss", key: admin, roles: ["admin"] }] });
+    const connector = await FakeConnector.connect(seeded.connectorToken);
+    await connector.hello([echoServer("crm")]);
+    answerEveryRpc(connector, { content: [{ type: "text", text: "ok" }] });
+    return { ...seeded, admin, agent };
+  }
+
+  it("are listed and answered for administrators only, even where a catch-all allow covers the gateway's tools", async () => {
+    const { admin, agent } = await withAdmin();
+    const names = async (key: string) => ((await mcpAnswer(rpcRequest("tools/list"), key)).result.tools as { name: string }[]).map((t) => t.name);
+    expect(await names(admin)).toEqual(expect.arrayContaining(["audit_log", "audit_stats", "audit_verify"]));
+    expect((await names(agent)).filter((n) => n.startsWith("audit_"))).toEqual([]);
+    const refused = await mcpAnswer(toolCall("audit_log"), agent);
+    expect(refused.error).toMatchObject({ code: -32003, data: { ruleId: "gateway:admin-only" } });
+  });
+
+  it("read the tenant's own trail: log newest first with paging, stats, and a verification", async () => {
+    const { tenant, admin, agent } = await withAdmin();
+    for (let i = 0; i < 3; i++) await mcpAnswer(toolCall("crm__echo", { i }), agent);
+    await mcpAnswer(toolCall("audit_log"), agent); // refused, and recorded as denied
+    const page = (await mcpAnswer(toolCall("audit_log", { limit: 2, consumer: "agent-1", status: "ok" }), admin)).result.structuredContent;
+    expect(page.entries.map((e: AuditEntry) => (e.arguments as { i: number }).i)).toEqual([2, 1]);
+    const next = (await mcpAnswer(toolCall("audit_log", { limit: 2, consumer: "agent-1", status: "ok", cursor: page.nextCursor }), admin)).result.structuredContent;
+    expect(next.entries.map((e: AuditEntry) => e.seq)).toEqual([1]);
+    expect(next.nextCursor).toBeNull();
+    const stats = (await mcpAnswer(toolCall("audit_stats"), admin)).result.structuredContent;
+    // 3 calls, the agent's refused audit_log, and the two audit_log calls of the admin before this one.
+    expect(stats).toMatchObject({ total: 6, byStatus: { ok: 5, denied: 1 } });
+    const verdict = (await mcpAnswer(toolCall("audit_verify"), admin)).result.structuredContent;
+    expect(verdict).toMatchObject({ ok: true, entries: 7 });
+    expect((await auditLog(tenant).state()).head.seq).toBe(8);
+    // A 2025-03-26 request (no protocol header): argument errors are -32602 before 2025-11-25.
+    const bad = await mcpAnswer(toolCall("audit_log", { cursor: "not-a-cursor" }), admin);
+    expect(bad.error).toMatchObject({ code: -32602 });
+    expect(bad.error.message).toMatch(/cursor/);
+  });
+
+  it("never show another tenant's entries", async () => {
+    const a = await withAdmin();
+    const b = await withAdmin();
+    await mcpAnswer(toolCall("crm__echo", { secret: "only-b" }), b.agent);
+    const page = (await mcpAnswer(toolCall("audit_log"), a.admin)).result.structuredContent;
+    expect(JSON.stringify(page)).not.toContain("only-b");
+    expect(page.entries).toEqual([]);
   });
 });
