@@ -107,6 +107,12 @@ export async function auditVerifyRemote(command: Extract<Command, { kind: "audit
         const { type: _type, ...rest } = inner;
         verdict = rest;
         break;
+      } else if (value.type === "error") {
+        // The gateway could not finish (its own failure, not the chain's): its message says what to do.
+        const error = isObject(value.error) ? value.error : {};
+        const message = typeof error.message === "string" ? error.message : "the gateway could not finish the verification";
+        const code = typeof error.code === "string" ? error.code : "unavailable";
+        throw new AdminStreamError({ kind: "refused", url: stream.url, status: stream.status, error: { code, message, details: [] } });
       }
       // Other line types are for later versions: skipped.
     }

@@ -70,8 +70,8 @@ function resultLine(result: ChainVerifyResult) {
 
 /**
  * The verify answer: NDJSON progress lines as verification goes, then the result line. The work runs while the
- * body is read (`run`, for waitUntil); a failure of the gateway itself (not of the chain) ends the stream without a
- * result line, which a client reads as an incomplete answer.
+ * body is read (`run`, for waitUntil); a failure of the gateway itself (not of the chain) ends the stream with an
+ * `{"type":"error","error":{code,message}}` line instead of a result.
  */
 export function verifyStream(env: Env, tenant: string, fromSeq: number | undefined): { response: Response; run: Promise<void> } {
   const encoder = new TextEncoder();
@@ -85,8 +85,12 @@ export function verifyStream(env: Env, tenant: string, fromSeq: number | undefin
       await writer.close();
       log({ event: "audit.verified", tenant, ok: result.ok, entries: result.entries, ...(result.ok ? {} : { seq: result.failure.seq, reason: result.failure.reason }) });
     } catch (error) {
-      log({ event: "audit.verify_failed", tenant, detail: (error as Error).message }, "error");
-      await writer.abort(error).catch(() => undefined);
+      // The gateway failed, not the chain: said in band (the status line went out long ago), without internals.
+      const requestId = crypto.randomUUID();
+      log({ event: "audit.verify_failed", tenant, requestId, detail: (error as Error).message }, "error");
+      const message = `The verification could not finish (the gateway logged it as ${requestId}); nothing is known about the chain — retry`;
+      await send({ type: "error", error: { code: "unavailable", message } }).catch(() => undefined);
+      await writer.close().catch(() => undefined);
     }
   })();
   return { response: new Response(readable, { status: 200, headers: { "content-type": NDJSON, "cache-control": "no-store" } }), run };

@@ -215,6 +215,14 @@ describe("audit verify (the gateway's copy)", () => {
     expect(ended.stderr).toContain("ended without a result");
   });
 
+  it("the gateway's own failure reported in band is exit 1 with its message, not a verdict", async () => {
+    const message = "The verification could not finish (the gateway logged it as abc); nothing is known about the chain — retry";
+    api.verify = { steps: [{ write: ndjson({ type: "progress", verified: 1, total: 9 }) }, { write: ndjson({ type: "error", error: { code: "unavailable", message } }) }] };
+    const failed = await cli(["audit", "verify"], env);
+    expect(failed).toMatchObject({ code: 1, stdout: "" });
+    expect(failed.stderr).toContain(message);
+  });
+
   it("a stream that goes silent fails after the idle timeout, one that keeps talking may outlast it", async () => {
     api.verify = { steps: [{ write: ndjson({ type: "progress", verified: 1, total: 9 }) }, { stall: true }] };
     const silent = await cli(["audit", "verify"], env, { timeoutMs: 300 });

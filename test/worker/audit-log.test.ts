@@ -13,7 +13,7 @@ import type { AuditEntry, AuditFields } from "../../src/audit/entry.ts";
 import { signCheckpoint, verifyCheckpoint, type AuditCheckpoint } from "../../src/audit/checkpoint.ts";
 import { digestJson } from "../../src/audit/chain.ts";
 import type { AuditLogDurableObject } from "../../src/audit/durable-object.ts";
-import { ALLOW_ALL, answerEveryRpc, echoServer, FakeConnector, mcpAnswer, mcpPost, rpcMessages, rpcRequest, seedTenant } from "./fixtures.ts";
+import { ALLOW_ALL, adminCall, PLATFORM_TOKEN, answerEveryRpc, echoServer, FakeConnector, mcpAnswer, mcpPost, rpcMessages, rpcRequest, seedTenant } from "./fixtures.ts";
 
 const SSN = "123-45-6789";
 const AWS_KEY = "AKIAIOSFODNN7EXAMPLE";
@@ -360,6 +360,26 @@ describe("deletions that look like retention", () => {
     // seq 25 has a checkpoint (every 25 in the worker tests): deleting 1…25 leaves a copy that is anchored.
     await env.DB.prepare("DELETE FROM audit_entries WHERE tenant_id = ? AND seq <= 25").bind(tenant).run();
     expect(await verifyStoredChain(env, tenant)).toMatchObject({ ok: false, failure: { seq: 1, reason: "gap" } });
+  });
+});
+
+describe("a verification the gateway cannot finish", () => {
+  it("ends its stream with an error line, not a verdict, and leaks no internals", async () => {
+    const tenant = (await seedTenant()).tenant;
+    const stub = auditLog(tenant);
+    for (let i = 0; i < 3; i++) await stub.append(fields(tenant, i));
+    await env.DB.prepare("ALTER TABLE audit_entries RENAME TO audit_entries_away").run();
+    let answer;
+    try {
+      answer = await adminCall("POST", `/admin/v1/audit/verify?tenant=${tenant}`, PLATFORM_TOKEN);
+    } finally {
+      await env.DB.prepare("ALTER TABLE audit_entries_away RENAME TO audit_entries").run();
+    }
+    expect(answer.status).toBe(200);
+    const lines = answer.text.trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines.some((line) => line.type === "result")).toBe(false);
+    expect(lines.at(-1)).toMatchObject({ type: "error", error: { code: "unavailable" } });
+    expect(answer.text).not.toMatch(/audit_entries|SQLITE|no such table/i);
   });
 });
 
