@@ -135,6 +135,8 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       const appended = appendEntry({ seq: state.seq, hash: state.hash }, fields);
       this.sql.exec("INSERT INTO entries (seq, json) VALUES (?, ?)", appended.seq, JSON.stringify(appended));
       this.sql.exec("UPDATE state SET tenant = ?, seq = ?, hash = ? WHERE id = 1", appended.tenant, appended.seq, appended.hash);
+      // The interval of the first checkpoint counts from the first entry, not from the epoch.
+      if (state.checkpoint_time === 0) this.sql.exec("UPDATE state SET checkpoint_time = ? WHERE id = 1", Date.now());
       // Signed at the time of signing, never an entry's own timestamp: requests that started earlier may land later.
       if (appended.seq - state.checkpoint_seq >= this.checkpointEvery) this.checkpoint(appended.tenant, appended, Date.now());
       return appended;

@@ -4,7 +4,7 @@
  * value that was hashed and a row read back verifies.
  */
 import type { AuditCheckpoint } from "./checkpoint.ts";
-import type { AuditEntry, AuditStatus } from "./entry.ts";
+import type { AuditEntry, AuditStatus, JsonValue } from "./entry.ts";
 import type { auditCheckpoints, auditEntries } from "../db/schema.ts";
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
@@ -15,8 +15,16 @@ export function entryToRow(entry: AuditEntry): AuditEntryRow {
   return { ...rest, tenantId: tenant, arguments: JSON.stringify(args), result: JSON.stringify(result) };
 }
 
-/** The entry a row holds, in the field order of AUDIT_ENTRY_FIELDS. A row that is not JSON where JSON belongs throws. */
-export function rowToEntry(row: AuditEntryRow): AuditEntry {
+/** How a payload column's text becomes the entry's value. */
+export type PayloadReader = (column: "arguments" | "result", text: string) => JsonValue;
+
+const parsePayload: PayloadReader = (_column, text) => JSON.parse(text) as JsonValue;
+
+/**
+ * The entry a row holds, in the field order of AUDIT_ENTRY_FIELDS. By default a payload that is not JSON throws;
+ * `readPayload` may decide otherwise (the store keeps the raw text of a row edited in D1, for verification to report).
+ */
+export function rowToEntry(row: AuditEntryRow, readPayload: PayloadReader = parsePayload): AuditEntry {
   return {
     seq: row.seq,
     timestamp: row.timestamp,
@@ -29,8 +37,8 @@ export function rowToEntry(row: AuditEntryRow): AuditEntry {
     server: row.server,
     method: row.method,
     tool: row.tool,
-    arguments: JSON.parse(row.arguments),
-    result: JSON.parse(row.result),
+    arguments: readPayload("arguments", row.arguments),
+    result: readPayload("result", row.result),
     resultDigest: row.resultDigest,
     status: row.status as AuditStatus,
     errorCode: row.errorCode,

@@ -19,7 +19,7 @@ import type { AuditCheckpoint } from "./checkpoint.ts";
 import type { AuditLogState } from "./durable-object.ts";
 import { AUDIT_STATUSES, type AuditEntry, type AuditStatus, type ChainHead, type JsonValue } from "./entry.ts";
 import { AUDIT_CSV_HEADER, entryToCsvRow, exportCheckpointLine, exportEntryLine, exportHeaderLine } from "./export-format.ts";
-import { type AuditCheckpointRow, type AuditEntryRow, rowToCheckpoint } from "./rows.ts";
+import { type AuditCheckpointRow, type AuditEntryRow, rowToCheckpoint, rowToEntry } from "./rows.ts";
 import { type ChainFailure, ChainVerifier, type ChainVerifyFailed, type ChainVerifyResult } from "./verify.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,37 +122,14 @@ function filters(tenant: string, query: AuditQuery): SQL {
  */
 function readRow(row: AuditEntryRow): { entry: AuditEntry; problem: string | null } {
   const problems: string[] = [];
-  const payload = (column: "arguments" | "result"): JsonValue => {
+  const entry = rowToEntry(row, (column, text) => {
     try {
-      return JSON.parse(row[column]) as JsonValue;
+      return JSON.parse(text) as JsonValue;
     } catch {
       problems.push(column);
-      return row[column];
+      return text;
     }
-  };
-  const entry: AuditEntry = {
-    seq: row.seq,
-    timestamp: row.timestamp,
-    tenant: row.tenantId,
-    consumer: row.consumer,
-    keyId: row.keyId,
-    clientIp: row.clientIp,
-    requestId: row.requestId,
-    sessionId: row.sessionId,
-    server: row.server,
-    method: row.method,
-    tool: row.tool,
-    arguments: payload("arguments"),
-    result: payload("result"),
-    resultDigest: row.resultDigest,
-    status: row.status as AuditStatus,
-    errorCode: row.errorCode,
-    errorMessage: row.errorMessage,
-    latencyMs: row.latencyMs,
-    ruleId: row.ruleId,
-    prevHash: row.prevHash,
-    hash: row.hash,
-  };
+  });
   return { entry, problem: problems.length === 0 ? null : `seq ${row.seq}'s stored ${problems.join(" and ")} ${problems.length > 1 ? "are" : "is"} not JSON: the row was edited in D1` };
 }
 

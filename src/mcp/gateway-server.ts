@@ -171,12 +171,18 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
         throw new ProtocolError(GatewayErrorCode.InvalidParams, error.message);
       }
     }
-    const route = routeOf(catalog, "tool", params.name, mayUseServer(policies));
+    return callUpstream("tool", params, ctx, audit);
+  };
+
+  /** tools/call or prompts/get of an upstream's item by its exposed name: route, policy, availability, relay. */
+  const callUpstream = async (kind: "tool" | "prompt", params: Params & { name: string }, ctx: ServerContext, audit: CallAudit): Promise<Params> => {
+    const { catalog, policies } = await view();
+    const route = routeOf(catalog, kind, params.name, mayUseServer(policies));
     audit.target = { server: route.serverId, name: route.upstreamName };
-    authorize(policies, toolSubject(route), params.arguments, audit);
+    authorize(policies, kind === "tool" ? toolSubject(route) : promptSubject(route), params.arguments, audit);
     assertAvailable(catalog, route.serverId);
     const redaction = await redactionFor(audit.target);
-    return relay(backend, route.serverId, "tools/call", { ...params, name: route.upstreamName }, ctx, redaction);
+    return relay(backend, route.serverId, kind === "tool" ? "tools/call" : "prompts/get", { ...params, name: route.upstreamName }, ctx, redaction);
   };
 
   server.setRequestHandler("tools/list", async (request) => {
@@ -200,13 +206,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       const params = request.params as Params & { name: string };
       audit.tool = params.name;
       audit.arguments = params.arguments ?? null;
-      const { catalog, policies } = await view();
-      const route = routeOf(catalog, "prompt", params.name, mayUseServer(policies));
-      audit.target = { server: route.serverId, name: route.upstreamName };
-      authorize(policies, promptSubject(route), params.arguments, audit);
-      assertAvailable(catalog, route.serverId);
-      const redaction = await redactionFor(audit.target);
-      return relay(backend, route.serverId, "prompts/get", { ...params, name: route.upstreamName }, ctx, redaction);
+      return callUpstream("prompt", params, ctx, audit);
     }) as never,
   );
 

@@ -14,11 +14,11 @@ import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } fr
 import { describe, expect, inject, it } from "vitest";
 import { AuditDelivery, type AuditDeliveryOptions, type DeliverySinkState, RETRY_MAX_MS, verifyWebhookSignature, webhookSigningKey, type WebhookPayload } from "../../src/audit/delivery.ts";
 import type { AuditLogDurableObject } from "../../src/audit/durable-object.ts";
-import type { AuditFields } from "../../src/audit/entry.ts";
 import { verifyExport } from "../../src/audit/export-format.ts";
 import { verifyChain } from "../../src/audit/verify.ts";
 import type { PublishedConfig } from "../../src/config/publish.ts";
 import type { Env } from "../../src/env.ts";
+import { auditFields } from "./fixtures.ts";
 import type { ReceivedDelivery } from "./webhook-receiver.ts";
 
 type Audit = NonNullable<PublishedConfig["audit"]>;
@@ -36,28 +36,7 @@ function webhookAudit(url: string, batchSize = 100): Audit {
   return { enabled: true, hashChain: true, failureMode: "closed", webhook: { url, batchSize } };
 }
 
-function fields(tenant: string, i: number): AuditFields {
-  return {
-    timestamp: 1_767_225_600_000 + i,
-    tenant,
-    consumer: "agent-1",
-    keyId: "key-1",
-    clientIp: null,
-    requestId: `req-${i}`,
-    sessionId: null,
-    server: "crm",
-    method: "tools/call",
-    tool: "echo",
-    arguments: { i, note: "café ☕" },
-    result: { content: [{ type: "text", text: `r${i}` }] },
-    resultDigest: null,
-    status: "ok",
-    errorCode: null,
-    errorMessage: null,
-    latencyMs: 1,
-    ruleId: null,
-  };
-}
+const fields = auditFields;
 
 const auditLog = (tenant: string) => env.AUDIT_LOG.getByName(tenant);
 

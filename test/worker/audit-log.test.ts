@@ -9,11 +9,11 @@ import { describe, expect, it } from "vitest";
 import { verifyChain } from "../../src/audit/verify.ts";
 import { verifyStoredChain } from "../../src/audit/store.ts";
 import { rowToEntry, type AuditEntryRow } from "../../src/audit/rows.ts";
-import type { AuditEntry, AuditFields } from "../../src/audit/entry.ts";
+import type { AuditEntry } from "../../src/audit/entry.ts";
 import { signCheckpoint, verifyCheckpoint, type AuditCheckpoint } from "../../src/audit/checkpoint.ts";
 import { digestJson } from "../../src/audit/chain.ts";
 import type { AuditLogDurableObject } from "../../src/audit/durable-object.ts";
-import { ALLOW_ALL, adminCall, PLATFORM_TOKEN, answerEveryRpc, echoServer, FakeConnector, mcpAnswer, mcpPost, rpcMessages, rpcRequest, seedTenant } from "./fixtures.ts";
+import { ALLOW_ALL, adminCall, auditFields, PLATFORM_TOKEN, answerEveryRpc, echoServer, FakeConnector, mcpAnswer, mcpPost, rpcMessages, rpcRequest, seedTenant } from "./fixtures.ts";
 
 const SSN = "123-45-6789";
 const AWS_KEY = "AKIAIOSFODNN7EXAMPLE";
@@ -38,7 +38,7 @@ async function shippedEntries(tenant: string): Promise<AuditEntry[]> {
   )
     .bind(tenant)
     .all<AuditEntryRow>();
-  return results.map(rowToEntry);
+  return results.map((row) => rowToEntry(row));
 }
 
 async function connected(options: Parameters<typeof seedTenant>[0] = {}) {
@@ -57,28 +57,7 @@ async function publishAudit(tenant: string, audit: Record<string, unknown>) {
 
 const toolCall = (name: string, args: Record<string, unknown> = {}, id = 1) => rpcRequest("tools/call", { name, arguments: args }, id);
 
-function fields(tenant: string, i: number): AuditFields {
-  return {
-    timestamp: 1_767_225_600_000 + i,
-    tenant,
-    consumer: "agent-1",
-    keyId: "key-1",
-    clientIp: null,
-    requestId: `req-${i}`,
-    sessionId: null,
-    server: "crm",
-    method: "tools/call",
-    tool: "echo",
-    arguments: { i },
-    result: { content: [] },
-    resultDigest: null,
-    status: "ok",
-    errorCode: null,
-    errorMessage: null,
-    latencyMs: 1,
-    ruleId: null,
-  };
-}
+const fields = auditFields;
 
 describe("every call leaves an entry", () => {
   it("records an allowed call with who, from where, what, the redacted copy, the digest and the deciding rule", async () => {

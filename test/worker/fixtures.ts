@@ -3,6 +3,7 @@
  * through its real fetch handler, and play a connector over a real WebSocket into the Connector Durable Object.
  */
 import { exports, env } from "cloudflare:workers";
+import type { AuditFields } from "../../src/audit/entry.ts";
 import { sha256Hex } from "../../src/auth/secrets.ts";
 import { seedStatements } from "../../src/config/seed.ts";
 import { gatewayConfigSchema } from "../../src/config/schema.ts";
@@ -229,4 +230,28 @@ export function answerEveryRpc(connector: FakeConnector, result: Record<string, 
   };
   connector.socket.addEventListener("message", listener);
   return () => connector.socket.removeEventListener("message", listener);
+}
+
+/** The writer's fields of the i-th call of a tenant, for tests that append to an AuditLog object directly. */
+export function auditFields(tenant: string, i: number): AuditFields {
+  return {
+    timestamp: 1_767_225_600_000 + i,
+    tenant,
+    consumer: "agent-1",
+    keyId: "key-1",
+    clientIp: null,
+    requestId: `req-${i}`,
+    sessionId: null,
+    server: "crm",
+    method: "tools/call",
+    tool: "echo",
+    arguments: { i, note: "café ☕" },
+    result: { content: [{ type: "text", text: `r${i}` }] },
+    resultDigest: null,
+    status: "ok",
+    errorCode: null,
+    errorMessage: null,
+    latencyMs: 1,
+    ruleId: null,
+  };
 }
