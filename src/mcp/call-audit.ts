@@ -2,7 +2,8 @@
  * @module What one audited MCP call leaves in the audit chain: the handler notes what it learns as it goes (the
  * route, the deciding rule, the arguments as sent upstream), and {@link CallAudit.fields} turns that and the
  * outcome into the entry's fields, redacted with the tenant's audit plan (response and audit rules plus the secrets
- * floor, src/redact/engine.ts) and with the result truncated. Pure: the backend writes the entry.
+ * floor, src/redact/engine.ts; the arguments with the request rules before it) and with the result truncated.
+ * Pure: the backend writes the entry.
  */
 import { ProtocolError } from "@modelcontextprotocol/server";
 import { canonicalJson, sha256Hex } from "../audit/chain.ts";
@@ -57,8 +58,12 @@ export class CallAudit {
    * redaction rules (`undefined`: its configuration could not be read) no payload is stored at all.
    */
   fields(outcome: CallOutcome, redaction: CompiledRedaction | undefined, hasher: Hasher, now: number): AuditFields {
-    const plan = redaction?.plan("audit", this.target ?? { server: this.server ?? "", name: this.tool ?? "" });
+    const target = this.target ?? { server: this.server ?? "", name: this.tool ?? "" };
+    const plan = redaction?.plan("audit", target);
+    // The arguments are stored at most as the upstream got them: the request rules first, then the audit plan.
+    const requestPlan = redaction?.plan("request", target);
     const redact = <T>(value: T): T | string => (!redaction ? WITHHELD : plan ? redactJson(plan, value, hasher).value : value);
+    const sentArguments = requestPlan ? redactJson(requestPlan, toAuditJson(this.arguments), hasher).value : toAuditJson(this.arguments);
     const error = outcome.ok ? undefined : errorOf(outcome.error);
     const stored = outcome.ok ? storedResult(redact(toAuditJson(outcome.result)) as JsonValue) : { result: null, resultDigest: null };
     return {
@@ -67,7 +72,7 @@ export class CallAudit {
       server: this.server,
       method: this.method,
       tool: this.tool,
-      arguments: redact(toAuditJson(this.arguments)),
+      arguments: redact(sentArguments),
       ...stored,
       status: outcome.ok ? resultStatus(outcome.result) : this.errorStatus(error as { code: number | null }),
       errorCode: error?.code ?? null,

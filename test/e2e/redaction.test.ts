@@ -91,8 +91,7 @@ describe("redaction through the real stack", () => {
     expect(dropped).toContainEqual({ type: "text", text: "[REDACTED:image]" });
   });
 
-  // Today no call data is stored at the edge at all; this guards every table, the audit copy's included once the
-  // audit pillar writes it.
+  // Every table, the audit chain's copy of each call above included (request-only, response-only and audit rules).
   it("leaves no raw personal data anywhere in D1", async () => {
     expect(version).toBeGreaterThan(1);
     const tables = (await stack.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name != 'd1_migrations'")).map(

@@ -237,6 +237,14 @@ describe("what the chain stores", () => {
     expect(stored).not.toContain("123456789");
   });
 
+  it("stores the arguments at most as the upstream got them: a request-only rule holds for the audit copy too", async () => {
+    const { tenant, apiKey, connector } = await connected({ redaction: { rules: [{ directions: ["request"], detectors: ["ssn"] }] } });
+    answerEveryRpc(connector);
+    await mcpAnswer(toolCall("crm__echo", { note: `ssn ${SSN}` }), apiKey);
+    const [entry] = await shippedEntries(tenant);
+    expect(entry?.arguments).toEqual({ note: "ssn [REDACTED:ssn]" });
+  });
+
   it("stores a long result truncated, with the digest of the whole", async () => {
     const { tenant, apiKey, connector } = await connected();
     const long = { content: [{ type: "text", text: "x".repeat(50_000) }] };
