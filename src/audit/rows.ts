@@ -8,9 +8,10 @@ import type { AuditEntry, AuditStatus, JsonValue } from "./entry.ts";
 import type { auditCheckpoints, auditEntries } from "../db/schema.ts";
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
+export type NewAuditEntryRow = typeof auditEntries.$inferInsert;
 export type AuditCheckpointRow = typeof auditCheckpoints.$inferSelect;
 
-export function entryToRow(entry: AuditEntry): AuditEntryRow {
+export function entryToRow(entry: AuditEntry): NewAuditEntryRow {
   const { tenant, arguments: args, result, ...rest } = entry;
   return { ...rest, tenantId: tenant, arguments: JSON.stringify(args), result: JSON.stringify(result) };
 }

@@ -7,6 +7,7 @@
 import { sql } from "drizzle-orm";
 import { foreignKey, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { PublishedConfig } from "../config/publish.ts";
+import { LATENCY_BUCKET_COUNT } from "../metering/histogram.ts";
 
 const createdAt = () =>
   integer("created_at", { mode: "number" })
@@ -164,6 +165,10 @@ export const auditEntries = sqliteTable(
     errorMessage: text("error_message"),
     latencyMs: integer("latency_ms", { mode: "number" }).notNull(),
     ruleId: text("rule_id"),
+    /** UTF-8 bytes of the call's params as the agent sent them (metering). */
+    requestBytes: integer("request_bytes", { mode: "number" }).notNull().default(0),
+    /** UTF-8 bytes of the result or error as the agent received it (metering). */
+    responseBytes: integer("response_bytes", { mode: "number" }).notNull().default(0),
     prevHash: text("prev_hash").notNull(),
     hash: text("hash").notNull(),
   },
@@ -190,3 +195,59 @@ export const auditCheckpoints = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.seq, t.keyId] })],
 );
+
+/** One latency-bucket count column per bucket of src/metering/histogram.ts (`latency_bucket_0` … `_12`). */
+const latencyBucketColumns = Object.fromEntries(
+  Array.from({ length: LATENCY_BUCKET_COUNT }, (_, i) => [`latencyBucket${i}`, integer(`latency_bucket_${i}`, { mode: "number" }).notNull().default(0)]),
+) as Record<`latencyBucket${number}`, ReturnType<typeof integer>>;
+
+/**
+ * Usage per tenant, consumer, server, tool and UTC hour: a projection of the audit chain, folded from the very
+ * entries the AuditLog object ships to D1, in the same D1 batch (so usage always equals what the audit log says).
+ * Absent consumer/server/tool are stored as "" (a primary key column cannot be NULL in a useful way).
+ */
+export const usageHourly = sqliteTable(
+  "usage_hourly",
+  {
+    tenantId: text("tenant_id").notNull(),
+    /** Epoch milliseconds of the UTC hour's start. */
+    hour: integer("hour", { mode: "number" }).notNull(),
+    consumer: text("consumer").notNull(),
+    server: text("server").notNull(),
+    tool: text("tool").notNull(),
+    calls: integer("calls", { mode: "number" }).notNull().default(0),
+    ok: integer("ok", { mode: "number" }).notNull().default(0),
+    errors: integer("errors", { mode: "number" }).notNull().default(0),
+    denied: integer("denied", { mode: "number" }).notNull().default(0),
+    limited: integer("limited", { mode: "number" }).notNull().default(0),
+    unknown: integer("unknown", { mode: "number" }).notNull().default(0),
+    unauthenticated: integer("unauthenticated", { mode: "number" }).notNull().default(0),
+    latencySumMs: integer("latency_sum_ms", { mode: "number" }).notNull().default(0),
+    requestBytes: integer("request_bytes", { mode: "number" }).notNull().default(0),
+    responseBytes: integer("response_bytes", { mode: "number" }).notNull().default(0),
+    ...latencyBucketColumns,
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour, t.consumer, t.server, t.tool] }), index("usage_hourly_consumer").on(t.tenantId, t.consumer, t.hour)],
+);
+
+/** How far each tenant's chain has been folded into usage_hourly: a re-shipped batch is not counted twice. */
+export const usageCursor = sqliteTable("usage_cursor", {
+  tenantId: text("tenant_id").primaryKey(),
+  /** The last seq folded. */
+  seq: integer("seq", { mode: "number" }).notNull(),
+});
+
+/**
+ * Stripe Billing meter events the gateway has built for a tenant's chargeback (src/metering/stripe.ts), one per
+ * (consumer, period, event name): `identifier` is Stripe's idempotency identifier, so an event is sent at most once
+ * whatever retries happen; `sent_at` is set once Stripe accepted it.
+ */
+export const stripeMeterEvents = sqliteTable("stripe_meter_events", {
+  identifier: text("identifier").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  /** The event as sent: {event_name, payload: {stripe_customer_id, value}, timestamp, identifier}. */
+  event: text("event", { mode: "json" }).notNull(),
+  createdAt: createdAt(),
+  /** Epoch ms when Stripe accepted it; null until then. */
+  sentAt: integer("sent_at", { mode: "number" }),
+});
