@@ -164,7 +164,7 @@ describe("one linear chain", () => {
     const state = await auditLog(tenant).state();
     const verdict = await verifyChain(entries, { tenant, expectedHead: state.head });
     expect(verdict).toMatchObject({ ok: true, entries: 240 });
-  });
+  }, 30_000);
 
   it("continues the chain without a fork after the object is evicted mid-stream", async () => {
     const tenant = (await seedTenant()).tenant;
