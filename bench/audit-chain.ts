@@ -1,6 +1,6 @@
 /**
  * @module Audit chain benchmark. Two targets:
- * - append throughput, on realistic entries of ~680 bytes of canonical JSON (redacted arguments, a truncated result,
+ * - append throughput, on realistic entries of ~715 bytes of canonical JSON (redacted arguments, a truncated result,
  *   ids). The target is ≥ 5,000 entries/s, the rate one tenant's AuditLog Durable Object must sustain.
  * - streaming verification of a 1,000,000-entry JSONL export with a signed checkpoint every 10,000 entries. The
  *   target is ≤ 20 s. Lines are generated on the fly from seq (by a template, checked against exportEntryLine) and
@@ -60,6 +60,8 @@ function fieldsFor(i: number): NormalizedFields {
     errorMessage: status === "error" ? "upstream timed out after 30000 ms" : status === "denied" ? "denied by rule ehr.rules[2]" : status === "limited" ? "rate limit: 100/min" : null,
     latencyMs: 20 + ((i * 7919) % 900),
     ruleId: status === "denied" ? "ehr.rules[2]" : "ehr.rules[0]",
+    requestBytes: 180 + (i % 64),
+    responseBytes: status === "ok" ? 150 + (i % 32) : 90,
   };
 }
 
@@ -95,7 +97,7 @@ function canonicalTextFor(seq: number): string {
   return (
     `{"arguments":{"fields":["name","allergies","visits"],"limit":${a.limit},"patient":{"id":"${a.patient.id}","ssn":"${a.patient.ssn}"},"since":"${a.since}"},` +
     `"clientIp":${q(f.clientIp)},"consumer":${q(f.consumer)},"errorCode":${f.errorCode},"errorMessage":${q(f.errorMessage)},"keyId":${q(f.keyId)},` +
-    `"latencyMs":${f.latencyMs},"method":"${f.method}","requestId":"${f.requestId}",` +
+    `"latencyMs":${f.latencyMs},"method":"${f.method}","requestBytes":${f.requestBytes},"requestId":"${f.requestId}","responseBytes":${f.responseBytes},` +
     `"result":${r === null ? "null" : `{"content":[{"text":"${r.content[0]?.text}","type":"text"}],"isError":${r.isError}}`},` +
     `"resultDigest":${q(f.resultDigest)},"ruleId":${q(f.ruleId)},"seq":${seq},"server":${q(f.server)},"sessionId":${q(f.sessionId)},` +
     `"status":"${f.status}","tenant":"${f.tenant}","timestamp":${f.timestamp},"tool":${q(f.tool)}}`

@@ -3,12 +3,18 @@
  */
 import type { AuditLogDurableObject } from "./audit/durable-object.ts";
 import type { ConnectorDurableObject } from "./connectors/durable-object.ts";
+import type { RateLimiterDurableObject } from "./ratelimit/durable-object.ts";
 
 export interface Env {
   DB: D1Database;
   CONNECTOR: DurableObjectNamespace<ConnectorDurableObject>;
   /** One AuditLog object per tenant (named by the tenant id): the only writer of its audit chain. */
   AUDIT_LOG: DurableObjectNamespace<AuditLogDurableObject>;
+  /**
+   * RateLimiter objects: one per consumer (`JSON.stringify([tenant, consumer])`: its token buckets and quotas) and
+   * one per tenant (`JSON.stringify([tenant])`: tenant-wide quotas). src/ratelimit/charge.ts names them.
+   */
+  RATE_LIMITER: DurableObjectNamespace<RateLimiterDurableObject>;
   /** Comma-separated extra hostnames a browser Origin may have. */
   ALLOWED_ORIGINS?: string;
   /** Comma-separated accepted Host header values; empty accepts any. */
@@ -40,4 +46,20 @@ export interface Env {
   AUDIT_WEBHOOK_SECRET?: string;
   /** R2 bucket for the audit chain's per-checkpoint JSONL objects (a tenant's `audit.r2`); unbound = not written. */
   AUDIT_BUCKET?: R2Bucket;
+  /**
+   * Secret: the access key id of the S3-compatible store a tenant's `audit.s3` writes to (AWS Signature V4,
+   * src/audit/delivery.ts). Unset (or its secret access key unset) = no S3 object is written (an error is logged,
+   * nothing is skipped: delivery resumes from where it stopped once both are set).
+   */
+  AUDIT_S3_ACCESS_KEY_ID?: string;
+  /** Secret: the secret access key that goes with AUDIT_S3_ACCESS_KEY_ID. */
+  AUDIT_S3_SECRET_ACCESS_KEY?: string;
+  /**
+   * Secret: a Stripe secret key (or a restricted key allowed to write billing meter events). Set = `POST
+   * /admin/v1/usage/stripe` sends the chargeback's meter events (src/metering/stripe.ts); unset = it only builds
+   * and records them.
+   */
+  STRIPE_API_KEY?: string;
+  /** The Stripe API's base URL; default https://api.stripe.com (tests point it at a local fake). */
+  STRIPE_API_BASE?: string;
 }

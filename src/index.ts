@@ -5,11 +5,13 @@
  *   /connect  connectors (WebSocket, dialled out from the customer's hosts) → Connector DO
  *   /admin/v1 administrators and the mcp-gateway CLI (admin key or platform token) → D1, Connector DO
  *   /openapi.json  the admin API's OpenAPI 3.1 description
+ *   /metrics  Prometheus scrape of usage (admin key: its tenant; platform token: all, or ?tenant=) → D1
  *   /healthz  liveness
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { ADMIN_BASE, adminApp } from "./admin/app.ts";
+import { requireAdmin } from "./admin/auth.ts";
 import { AdminError, adminErrorResponse } from "./admin/errors.ts";
 import { acceptConnector } from "./connectors/route.ts";
 import { mcpBodyLimit, originGuard, requireApiKey, type GatewayContext } from "./http/guards.ts";
@@ -17,15 +19,18 @@ import { JsonRpcErrorCode } from "./link/errors.ts";
 import { log } from "./log.ts";
 import { jsonRpcErrorResponse } from "./mcp/errors.ts";
 import { serveMcp } from "./mcp/route.ts";
+import { serveMetrics } from "./metrics/route.ts";
 
 export { AuditLogDurableObject } from "./audit/durable-object.ts";
 export { ConnectorDurableObject } from "./connectors/durable-object.ts";
+export { RateLimiterDurableObject } from "./ratelimit/durable-object.ts";
 
 const app = new Hono<GatewayContext>();
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.all("/mcp", originGuard, requireApiKey, mcpBodyLimit, serveMcp);
 app.get("/connect", acceptConnector);
+app.get("/metrics", requireAdmin, serveMetrics);
 app.route("/", adminApp());
 
 app.notFound((c) => {

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { decodePublicKey } from "../../src/audit/checkpoint.ts";
 import { AUDIT_STATUSES, type AuditStatus, type ChainHead } from "../../src/audit/entry.ts";
+import { monthPeriod, USAGE_GROUPS, type UsageGroupBy } from "../../src/metering/usage-store.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 export const DEFAULT_CONFIG_FILE = "./gateway.yaml";
@@ -51,7 +52,14 @@ export type Command =
   | { kind: "audit stats"; filters: AuditFilters }
   /** offline undefined: the gateway verifies its own copy (POST /admin/v1/audit/verify). */
   | { kind: "audit verify"; offline: OfflineVerify | undefined }
-  | { kind: "audit export"; format: "jsonl" | "csv"; out: string | undefined; fromSeq: number | undefined; toSeq: number | undefined };
+  | { kind: "audit export"; format: "jsonl" | "csv"; out: string | undefined; fromSeq: number | undefined; toSeq: number | undefined }
+  | { kind: "usage"; consumer: string | undefined; from: string | undefined; to: string | undefined; by: UsageGroupBy }
+  /** format "table" prints a table (stdout only); json and csv are the gateway's answer as it came. */
+  | { kind: "usage chargeback"; period: UsagePeriod; format: "table" | "json" | "csv"; out: string | undefined }
+  | { kind: "usage stripe"; period: string; out: string | undefined };
+
+/** A chargeback period: a calendar month, or times (UTC ISO strings) the gateway rounds out to whole hours. */
+export type UsagePeriod = { month: string } | { from: string | undefined; to: string | undefined };
 
 export type CommandName = Command["kind"];
 
@@ -109,6 +117,8 @@ const PARSE_OPTIONS = {
   out: { type: "string" },
   "from-seq": { type: "string" },
   "to-seq": { type: "string" },
+  by: { type: "string" },
+  period: { type: "string" },
 } as const;
 
 const METAVARS: Partial<Record<OptionName, string>> = {
@@ -127,6 +137,8 @@ const METAVARS: Partial<Record<OptionName, string>> = {
   out: "FILE",
   "from-seq": "N",
   "to-seq": "N",
+  by: "consumer|server|tool|hour",
+  period: "YYYY-MM",
 };
 
 /** The options that say where the gateway is: refused by an offline command rather than silently ignored. */
@@ -155,6 +167,8 @@ type CommandSpec = {
   summary: string;
   /** The command's own help, after its usage line. */
   help: string;
+  /** Metavariables of this command's options where they differ from {@link METAVARS}. */
+  metavars?: Partial<Record<OptionName, string>>;
 };
 
 const COMMANDS: readonly CommandSpec[] = [
@@ -308,9 +322,65 @@ name and renamed when the download is complete, so it never holds half an export
   --to-seq N           the last entry
   --json               with --out: print what was written (file, bytes, lines, tenant, head) as JSON on stdout`,
   },
+  {
+    name: "usage",
+    args: ["CONSUMER?"],
+    options: ["consumer", "from", "to", "by"],
+    remote: true,
+    summary: "the tenant's usage and cost, by consumer, server, tool or hour",
+    help: `Prints calls, ok, errors, denied, limited, latency percentiles, bytes and cost per group, then the totals
+(GET /admin/v1/usage). Usage is kept per UTC hour: --from is rounded down to its hour and --to up to the next one.
+Cost is in the tenant's metering.currency, under its metering.prices. Latency percentiles are the upper bound of
+the histogram bucket they fall in (">30s": beyond the last bound).
+
+  CONSUMER          only this consumer (or --consumer ID, for a consumer named chargeback or stripe)
+  --from TIME       from this hour on (default: the start of the current month, UTC)
+  --to TIME         up to this hour, exclusive (default: the end of the current hour); at most 366 days
+  --by GROUP        consumer (default), server, tool (server and tool) or hour (at most 31 days)
+
+${TIME_HELP}
+
+Also: mcp-gateway usage chargeback, mcp-gateway usage stripe (mcp-gateway help usage chargeback).`,
+  },
+  {
+    name: "usage chargeback",
+    args: [],
+    options: ["period", "from", "to", "format", "out"],
+    remote: true,
+    summary: "each consumer's calls and cost for a month: a table, CSV or JSON",
+    metavars: { format: "csv|json" },
+    help: `Prints the chargeback of a period (GET /admin/v1/usage/chargeback): per consumer, its calls, billable calls
+(those that reached a server), bytes and cost, and the total (the sum of the consumers' costs).
+
+  --period YYYY-MM     a calendar month (UTC), e.g. 2026-11; or:
+  --from TIME          from this hour on (default: the start of the current month)
+  --to TIME            up to this hour, exclusive (default: the end of the current hour)
+  --format csv|json    the gateway's CSV (formula-safe cells) or JSON instead of a table; csv by default with --out
+  --out FILE           write it to FILE instead of stdout
+
+${TIME_HELP}`,
+  },
+  {
+    name: "usage stripe",
+    args: ["PERIOD?"],
+    options: ["period", "out"],
+    remote: true,
+    summary: "build and send a month's Stripe meter events, each exactly once",
+    help: `POST /admin/v1/usage/stripe: one meter event per consumer that has a Stripe customer in metering.stripe.customers
+(its cost, or its billable calls without a price table), recorded once by the gateway and sent once Stripe's key is
+set on the gateway (the Worker secret STRIPE_API_KEY); without it they are only built. Prints what was sent now,
+what was sent before, what is left unsent, the consumers without a Stripe customer, and any failure. Running it again
+is safe: an event already sent is never sent again, and a failed one is retried.
+
+  --period YYYY-MM   the month (it must have ended), e.g. 2026-11 (or as PERIOD)
+  --out FILE         also write the events (Stripe's Meter Events shape) to FILE as a JSON array
+
+Exit status: 0 done; 1 the gateway refused, or Stripe refused or failed an event (left for the next run); 2 a usage
+error.`,
+  },
 ];
 
-const GROUPS = ["config", "keys", "servers", "connectors", "audit"] as const;
+const GROUPS = ["config", "keys", "servers", "connectors", "audit", "usage"] as const;
 
 const CONNECTION_HELP = `Connection (every command that talks to the gateway):
   --url URL          the gateway   env MCP_GATEWAY_URL   default ${DEFAULT_URL}
@@ -321,13 +391,13 @@ const CONNECTION_HELP = `Connection (every command that talks to the gateway):
 
 function usageLine(spec: CommandSpec): string {
   const args = spec.args.map((a) => (a.endsWith("?") ? `[${a.slice(0, -1)}]` : a));
-  const options = spec.options.map((o) => (PARSE_OPTIONS[o].type === "boolean" ? `[--${o}]` : `[--${o} ${METAVARS[o] ?? o.toUpperCase()}]`));
+  const options = spec.options.map((o) => (PARSE_OPTIONS[o].type === "boolean" ? `[--${o}]` : `[--${o} ${spec.metavars?.[o] ?? METAVARS[o] ?? o.toUpperCase()}]`));
   return ["mcp-gateway", spec.name, ...args, ...options, "[--json]"].join(" ");
 }
 
 export const USAGE = `Usage: mcp-gateway COMMAND [ARGS] [OPTIONS]
 
-Administers an MCP gateway tenant: its configuration, API keys, servers and connectors, and reads its audit trail.
+Administers an MCP gateway tenant: its configuration, API keys, servers and connectors, and reads its audit trail, usage and cost.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(19)}${c.summary}`).join("\n")}
@@ -403,7 +473,10 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
 
   const first = positionals[0] as string;
-  const isGroup = (GROUPS as readonly string[]).includes(first);
+  // "usage" is a command of its own (usage [CONSUMER]) and the group of "usage chargeback" and "usage stripe".
+  const subcommand = positionals[1] !== undefined && COMMANDS.some((c) => c.name === `${first} ${positionals[1]}`);
+  const standalone = COMMANDS.some((c) => c.name === first);
+  const isGroup = (GROUPS as readonly string[]).includes(first) && (subcommand || !standalone);
   const words = isGroup ? positionals.slice(0, 2) : positionals.slice(0, 1);
   const spec = COMMANDS.find((c) => c.name === words.join(" "));
   if (!spec) {
@@ -536,7 +609,62 @@ function buildCommand(
       if (errors.length > 0) return { ok: false, errors };
       return { ok: true, command: { kind: name, format: format as "jsonl" | "csv", out: values.out, fromSeq, toSeq } };
     }
+    case "usage": {
+      const errors: string[] = [];
+      if (args[0] !== undefined && values.consumer !== undefined) errors.push("give the consumer once: as CONSUMER or as --consumer");
+      const consumer = args[0] ?? values.consumer;
+      const consumerError = consumer === undefined ? undefined : checkId("CONSUMER", consumer);
+      if (consumerError) errors.push(consumerError);
+      const by = values.by ?? "consumer";
+      if (!(USAGE_GROUPS as readonly string[]).includes(by)) errors.push(`--by must be one of ${USAGE_GROUPS.join(", ")}, not "${by}"`);
+      const times = usageTimes(values, now, errors);
+      if (errors.length > 0) return { ok: false, errors };
+      return { ok: true, command: { kind: name, consumer, ...times, by: by as UsageGroupBy } };
+    }
+    case "usage chargeback": {
+      const errors: string[] = [];
+      const format = values.format ?? (values.out !== undefined ? "csv" : values.json === true ? "json" : "table");
+      if (format !== "csv" && format !== "json" && format !== "table") errors.push(`--format must be csv or json, not "${format}"`);
+      if (values.out !== undefined && !nonEmpty(values.out)) errors.push("--out must not be empty");
+      if (values.out !== undefined && format === "table") errors.push("--out writes csv or json");
+      let period: UsagePeriod;
+      if (values.period !== undefined) {
+        if (values.from !== undefined || values.to !== undefined) errors.push("give --period, or --from and --to, not both");
+        if (!monthPeriod(values.period)) errors.push(`--period must be a calendar month YYYY-MM (e.g. 2026-11), not "${values.period}"`);
+        period = { month: values.period };
+      } else {
+        period = usageTimes(values, now, errors);
+      }
+      if (errors.length > 0) return { ok: false, errors };
+      return { ok: true, command: { kind: name, period, format: format as "table" | "json" | "csv", out: values.out } };
+    }
+    case "usage stripe": {
+      const errors: string[] = [];
+      if (args[0] !== undefined && values.period !== undefined) errors.push("give the month once: as PERIOD or as --period");
+      const period = args[0] ?? values.period;
+      if (period === undefined) errors.push("--period YYYY-MM is required: the month whose meter events to send");
+      else if (!monthPeriod(period)) errors.push(`--period must be a calendar month YYYY-MM (e.g. 2026-11), not "${period}"`);
+      if (values.out !== undefined && !nonEmpty(values.out)) errors.push("--out must not be empty");
+      if (errors.length > 0) return { ok: false, errors };
+      return { ok: true, command: { kind: name, period: period as string, out: values.out } };
+    }
   }
+}
+
+/** --from and --to of the usage commands as UTC ISO strings (relative times allowed), from before to. */
+function usageTimes(values: Values, now: number, errors: string[]): { from: string | undefined; to: string | undefined } {
+  const times: { from: string | undefined; to: string | undefined } = { from: undefined, to: undefined };
+  for (const key of ["from", "to"] as const) {
+    const text = values[key];
+    if (text === undefined) continue;
+    const parsed = parseTime(`--${key}`, text, now);
+    if (parsed.ok) times[key] = parsed.iso;
+    else errors.push(parsed.error);
+  }
+  if (times.from !== undefined && times.to !== undefined && Date.parse(times.from) >= Date.parse(times.to)) {
+    errors.push(`--from (${times.from}) must be before --to (${times.to}): nothing is both`);
+  }
+  return times;
 }
 
 function auditFilters(values: Values, now: number, errors: string[]): AuditFilters {

@@ -11,6 +11,7 @@ import { parseGatewayConfig, type GatewayConfig } from "../../src/config/schema.
 import { sendAdminRequest } from "./admin-client.ts";
 import { parseCli, type Command, type Connection, type Invocation } from "./args.ts";
 import { auditExport, auditLog, auditVerifyFile, auditVerifyRemote } from "./audit.ts";
+import { usageChargeback, usageStripe } from "./usage.ts";
 import { STARTER_KEYS, starterConfig } from "./init-template.ts";
 import { EXIT_GATEWAY, EXIT_OK, EXIT_USAGE, fileErrorReason, type CliIo } from "./io.ts";
 import {
@@ -25,6 +26,7 @@ import {
   keysTable,
   revokedText,
   serversTable,
+  usageTable,
   validText,
   whoamiText,
   type ConfigSummary,
@@ -107,6 +109,10 @@ async function execute(invocation: Invocation, io: CliIo): Promise<number> {
       return auditVerifyRemote(command, connection, { io, json, fail, print });
     case "audit export":
       return auditExport(command, connection, { io, json, fail, print });
+    case "usage chargeback":
+      return usageChargeback(command, connection, { io, json, fail, print });
+    case "usage stripe":
+      return usageStripe(command, connection, { io, json, fail, print });
     default:
       break;
   }
@@ -161,9 +167,13 @@ function humanResult(command: RemoteCommand, body: unknown, connection: Connecti
       return revokedText("connector", body);
     case "audit stats":
       return auditStatsText(body);
+    case "usage":
+      return usageTable(body);
     case "audit verify":
     case "audit export":
-      // Streamed, handled by audit.ts before any plain request is sent.
+    case "usage chargeback":
+    case "usage stripe":
+      // Handled by audit.ts and usage.ts before any plain request is sent.
       return jsonOutput(body);
   }
 }

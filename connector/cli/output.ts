@@ -327,3 +327,105 @@ export function exportSummaryText(file: string, format: string, bytes: number, l
   const hint = format === "jsonl" ? `\nverify it offline: mcp-gateway audit verify --file ${file} --public-key KEY` : "";
   return visible(`wrote ${file}: ${plural(lines, "line", "lines")}, ${bytesText(bytes)}${detail}`) + hint;
 }
+
+// ---- usage ----------------------------------------------------------------------------------------------------
+
+/** A latency percentile: `50ms`, `>30s` (beyond the histogram's last bound), `-` (no calls measured). */
+function percentile(value: unknown, measured: boolean): string {
+  if (typeof value === "number") return value >= 1000 && value % 1000 === 0 ? `${value / 1000}s` : `${value}ms`;
+  return measured ? ">30s" : "-";
+}
+
+/** A cost as the gateway sent it (a JSON number with at most six decimals, printed exactly). */
+const cost = (value: unknown): string => (typeof value === "number" && Number.isFinite(value) ? String(value) : str(value));
+
+const usageCells = (r: Row): string[] => {
+  const latency = typeof r.latencyMs === "object" && r.latencyMs !== null ? (r.latencyMs as Row) : {};
+  const measured = typeof latency.count === "number" && latency.count > 0;
+  return [
+    int(r.calls),
+    int(r.ok),
+    int(r.errors),
+    int(r.denied),
+    int(r.limited),
+    percentile(latency.p50, measured),
+    percentile(latency.p95, measured),
+    percentile(latency.p99, measured),
+    typeof r.bytes === "number" ? bytesText(r.bytes) : str(r.bytes),
+    cost(r.cost),
+  ];
+};
+
+const USAGE_GROUP_HEAD: Record<string, string[]> = { consumer: ["CONSUMER"], server: ["SERVER"], tool: ["SERVER", "TOOL"], hour: ["HOUR"] };
+
+/** `usage`: one row per group (the gateway's order), then TOTAL; a line saying the period and the currency first. */
+export function usageTable(body: unknown): string {
+  const by = str(field(body, "by"));
+  const head = USAGE_GROUP_HEAD[by] ?? ["GROUP"];
+  const consumer = field(body, "consumer");
+  const title = visible(
+    `usage of ${str(field(body, "tenant"))}${typeof consumer === "string" ? ` by consumer ${consumer}` : ""} from ${time(field(body, "from"))} to ${time(field(body, "to"))}, cost in ${str(field(body, "currency"))}`,
+  );
+  const rows = rowsOf(body, "rows");
+  if (rows.length === 0) return `${title}\nno usage in this period`;
+  const group = (r: Row): string[] => {
+    switch (by) {
+      case "tool":
+        return [str(r.server), str(r.tool)];
+      case "hour":
+        return [time(r.hour)];
+      default:
+        return [str(r[by])];
+    }
+  };
+  const totals = field(body, "totals");
+  const totalRow = typeof totals === "object" && totals !== null ? [["TOTAL", ...head.slice(1).map(() => ""), ...usageCells(totals as Row)]] : [];
+  return `${title}\n${table([...head, "CALLS", "OK", "ERRORS", "DENIED", "LIMITED", "P50", "P95", "P99", "BYTES", "COST"], [...rows.map((r) => [...group(r), ...usageCells(r)]), ...totalRow])}`;
+}
+
+/** `usage chargeback`: one row per consumer, then TOTAL. */
+export function chargebackTable(body: unknown): string {
+  const period = field(body, "period");
+  const month = field(period, "month");
+  const when = typeof month === "string" ? month : `${time(field(period, "from"))} to ${time(field(period, "to"))}`;
+  const incomplete = field(body, "complete") === false ? " (the period has not ended: these numbers can still grow)" : "";
+  const title = visible(`chargeback of ${str(field(body, "tenant"))} for ${when}, cost in ${str(field(body, "currency"))}${incomplete}`);
+  const consumers = rowsOf(body, "consumers");
+  if (consumers.length === 0) return `${title}\nno consumer used the gateway in this period`;
+  const cells = (r: Row) => [int(r.calls), int(r.billableCalls), typeof r.bytes === "number" ? bytesText(r.bytes) : str(r.bytes), cost(r.cost)];
+  const totals = field(body, "totals");
+  const totalRow = typeof totals === "object" && totals !== null ? [["TOTAL", ...cells(totals as Row)]] : [];
+  return `${title}\n${table(["CONSUMER", "CALLS", "BILLABLE", "BYTES", "COST"], [...consumers.map((r) => [str(r.consumer), ...cells(r)]), ...totalRow])}`;
+}
+
+const names = (value: unknown): string => (Array.isArray(value) && value.length > 0 ? value.map((v) => str(v)).join(", ") : "none");
+const countOf = (value: unknown): number => (Array.isArray(value) ? value.length : 0);
+
+/** `usage stripe`: what was sent now and before, what waits, who has no Stripe customer, what failed. */
+export function stripeText(body: unknown): string {
+  const period = field(field(body, "period"), "month") ?? field(field(body, "period"), "from");
+  const events = rowsOf(body, "events");
+  const sending = field(body, "sending") === true;
+  const lines = [
+    visible(
+      `Stripe meter events of ${str(field(body, "tenant"))} for ${str(period)} (meter ${str(field(body, "eventName"))}, value: ${field(body, "value") === "calls" ? "billable calls" : `cost in ${str(field(body, "currency"))}`}): ${plural(events.length, "event", "events")}`,
+    ),
+  ];
+  const rows: [string, string][] = [
+    ["sent now", names(field(body, "sent"))],
+    ["sent before", names(field(body, "alreadySent"))],
+    ["not sent", names(field(body, "unsent"))],
+    ["no customer", names(field(body, "unmapped"))],
+  ];
+  lines.push(...rows.map(([k, v]) => `  ${k.padEnd(12)}${visible(v)}`));
+  for (const failure of rowsOf(body, "failed")) {
+    lines.push(visible(`  FAILED      ${str(failure.consumer)}: ${str(failure.message)}`));
+  }
+  if (!sending && countOf(field(body, "unsent")) > 0) {
+    lines.push("The gateway has no Stripe key (the Worker secret STRIPE_API_KEY): the events are recorded, not sent. Set it and run this again.");
+  } else if (countOf(field(body, "failed")) > 0 || countOf(field(body, "unsent")) > 0) {
+    lines.push("Run this again to send what is left: an event already sent is never sent twice.");
+  }
+  if (countOf(field(body, "unmapped")) > 0) lines.push("Consumers without a customer are not billed: add them to metering.stripe.customers in gateway.yaml.");
+  return lines.join("\n");
+}

@@ -1,7 +1,7 @@
 /**
  * @module Each remote command as the admin API request it makes (docs/admin-api.md). Pure.
  */
-import type { AuditFilters, Command } from "./args.ts";
+import type { AuditFilters, Command, UsagePeriod } from "./args.ts";
 
 export type AdminRequest = {
   method: "GET" | "POST" | "PUT" | "DELETE";
@@ -74,7 +74,27 @@ export function requestFor(command: RemoteCommand, edgeDocumentText?: string): A
       if (command.toSeq !== undefined) query.push(["toSeq", String(command.toSeq)]);
       return { method: "GET", path: `${API}/audit/export`, query };
     }
+    case "usage": {
+      const query: [string, string][] = [];
+      if (command.consumer !== undefined) query.push(["consumer", command.consumer]);
+      if (command.from !== undefined) query.push(["from", command.from]);
+      if (command.to !== undefined) query.push(["to", command.to]);
+      query.push(["by", command.by]);
+      return { method: "GET", path: `${API}/usage`, query };
+    }
+    case "usage chargeback":
+      return { method: "GET", path: `${API}/usage/chargeback`, query: [...periodQuery(command.period), ["format", command.format === "csv" ? "csv" : "json"]] };
+    case "usage stripe":
+      return { method: "POST", path: `${API}/usage/stripe`, query: [["period", command.period]] };
   }
+}
+
+function periodQuery(period: UsagePeriod): [string, string][] {
+  if ("month" in period) return [["period", period.month]];
+  const query: [string, string][] = [];
+  if (period.from !== undefined) query.push(["from", period.from]);
+  if (period.to !== undefined) query.push(["to", period.to]);
+  return query;
 }
 
 /** One page of `audit log`: at most `limit` entries (1-500), after `cursor` (the previous page's nextCursor). */

@@ -23,6 +23,8 @@ import {
   AuditStatsSchema,
   AuditVerifyBody,
   AuditVerifyLine,
+  ChargebackQuery,
+  ChargebackSchema,
   ConfigApplied,
   ConfigValidation,
   ConnectorList,
@@ -34,10 +36,15 @@ import {
   KeyList,
   Revoked,
   ServerList,
+  StripeQuery,
+  StripeReportSchema,
   TenantQuery,
+  UsageQuery,
+  UsageReportSchema,
   WhoAmI,
 } from "./schemas.ts";
 import { listServers } from "./servers.ts";
+import { chargebackOf, stripeEventsOf, usageOf } from "./usage.ts";
 
 export const ADMIN_BASE = "/admin/v1";
 /** Admin bodies are configuration files, not payloads. */
@@ -156,6 +163,33 @@ const routes = {
       ...errors,
     },
   }),
+  usage: route({
+    method: "get",
+    path: "/usage",
+    summary: "Usage and cost in whole UTC hours, grouped by consumer, server, tool or hour",
+    request: { query: UsageQuery },
+    responses: { 200: json(UsageReportSchema, "The usage"), ...errors },
+  }),
+  chargeback: route({
+    method: "get",
+    path: "/usage/chargeback",
+    summary: "Each consumer's calls and cost for a month or a period (JSON or CSV)",
+    request: { query: ChargebackQuery },
+    responses: {
+      200: {
+        description: "The chargeback",
+        content: { "application/json": { schema: ChargebackSchema }, "text/csv": { schema: z.string().openapi({ description: "CSV rows" }) } },
+      },
+      ...errors,
+    },
+  }),
+  stripe: route({
+    method: "post",
+    path: "/usage/stripe",
+    summary: "Build, record and (with STRIPE_API_KEY) send a month's Stripe meter events, each exactly once",
+    request: { query: StripeQuery },
+    responses: { 200: json(StripeReportSchema, "The events and what was sent"), ...errors },
+  }),
 };
 
 /**
@@ -258,9 +292,22 @@ export function adminApp(): OpenAPIHono<AdminContext> {
     return streamed(await exportResponse(c.env, adminTenant(c.get("admin")), { format, fromSeq, toSeq }));
   });
 
+  app.openapi(routes.usage, async (c) => {
+    const { tenant: _tenant, ...query } = c.req.valid("query");
+    return c.json(await usageOf(c.env, adminTenant(c.get("admin")), query), 200);
+  });
+
+  app.openapi(routes.chargeback, async (c) => {
+    const { tenant: _tenant, ...query } = c.req.valid("query");
+    const answer = await chargebackOf(c.env, adminTenant(c.get("admin")), query);
+    return answer instanceof Response ? streamed(answer) : c.json(answer, 200);
+  });
+
+  app.openapi(routes.stripe, async (c) => c.json(await stripeEventsOf(c.env, adminTenant(c.get("admin")), c.req.valid("query").period), 200));
+
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
-    info: { title: "mcp-gateway admin API", version: "1", description: "Administer one tenant of an mcp-gateway: configuration, API keys, servers, connectors, audit trail." },
+    info: { title: "mcp-gateway admin API", version: "1", description: "Administer one tenant of an mcp-gateway: configuration, API keys, servers, connectors, audit trail, usage and chargeback." },
   });
   return app;
 }

@@ -7,6 +7,7 @@ import { ID_PATTERN, ID_RULE } from "../ids.ts";
 import { SERVER_ID_PATTERN } from "../link/protocol.ts";
 import { AUDIT_STATUSES } from "../audit/entry.ts";
 import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, auditQueryShape } from "../audit/store.ts";
+import { MONTH_PATTERN, USAGE_GROUPS } from "../metering/usage-store.ts";
 
 const id = z.string().regex(ID_PATTERN, ID_RULE);
 const isoTime = z.iso.datetime({ offset: true });
@@ -177,6 +178,8 @@ export const AuditEntrySchema = z
     errorMessage: z.string().nullable(),
     latencyMs: z.number().int(),
     ruleId: z.string().nullable(),
+    requestBytes: z.number().int(),
+    responseBytes: z.number().int(),
     prevHash: hex64,
     hash: hex64,
   })
@@ -236,3 +239,116 @@ export const AuditVerifyLine = z
     }),
   ])
   .openapi("AuditVerifyLine", { description: "One line of the NDJSON stream: progress lines, then one result line" });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Usage, cost and chargeback (docs/admin-api.md, src/metering/)
+
+const usageTime = (description: string) => auditQueryShape.from.openapi({ description });
+const monthParam = z.string().regex(MONTH_PATTERN, "must be a calendar month YYYY-MM (UTC)");
+
+export const UsageQuery = z.strictObject({
+  ...TenantQuery.shape,
+  consumer: id.optional().openapi({ description: "Only this consumer's usage" }),
+  from: usageTime("ISO 8601 or epoch ms, rounded down to its UTC hour; default the start of the current month").optional(),
+  to: usageTime("ISO 8601 or epoch ms, rounded up to the next UTC hour (exclusive); default the end of the current hour").optional(),
+  by: z.enum(USAGE_GROUPS).default("consumer").openapi({ description: "One row per consumer, server, (server, tool) or UTC hour" }),
+});
+
+const periodShape = {
+  period: monthParam.optional().openapi({ description: "A calendar month, e.g. 2026-11 (instead of from and to)" }),
+  from: usageTime("ISO 8601 or epoch ms, rounded down to its UTC hour").optional(),
+  to: usageTime("ISO 8601 or epoch ms, rounded up to the next UTC hour (exclusive)").optional(),
+};
+
+export const ChargebackQuery = z
+  .strictObject({ ...TenantQuery.shape, ...periodShape, format: z.enum(["json", "csv"]).default("json") })
+  .refine((q) => q.period === undefined || (q.from === undefined && q.to === undefined), { message: "give period, or from and to, not both", path: ["period"] });
+
+export const StripeQuery = z.strictObject({
+  ...TenantQuery.shape,
+  period: monthParam.openapi({ description: "The calendar month (it must have ended), e.g. 2026-11" }),
+});
+
+const LatencySummary = z.object({
+  sum: z.number().int(),
+  count: z.number().int().openapi({ description: "Calls in the latency histogram" }),
+  p50: z.number().int().nullable(),
+  p95: z.number().int().nullable(),
+  p99: z.number().int().nullable(),
+});
+
+const usageCounts = {
+  calls: z.number().int(),
+  ok: z.number().int(),
+  errors: z.number().int(),
+  denied: z.number().int(),
+  limited: z.number().int(),
+  unknown: z.number().int(),
+  unauthenticated: z.number().int(),
+  billableCalls: z.number().int().openapi({ description: "ok + errors: the calls that reached their server, which perCall prices" }),
+  latencyMs: LatencySummary.openapi({ description: "Percentiles: the upper bound of the histogram bucket (null: no calls, or over 30 s)" }),
+  requestBytes: z.number().int(),
+  responseBytes: z.number().int(),
+  bytes: z.number().int(),
+  cost: z.number().openapi({ description: "In the tenant's currency, exact to six decimals" }),
+};
+
+export const UsageReportSchema = z
+  .object({
+    tenant: z.string(),
+    from: isoTime,
+    to: isoTime,
+    by: z.enum(USAGE_GROUPS),
+    consumer: z.string().nullable(),
+    currency: z.string(),
+    rows: z.array(
+      z.object({
+        consumer: z.string().nullable().optional(),
+        server: z.string().nullable().optional(),
+        tool: z.string().nullable().optional(),
+        hour: isoTime.optional(),
+        ...usageCounts,
+      }),
+    ),
+    totals: z.object(usageCounts),
+  })
+  .openapi("UsageReport");
+
+const ChargebackPeriod = z.object({ from: isoTime, to: isoTime, month: z.string().nullable() });
+
+export const ChargebackSchema = z
+  .object({
+    tenant: z.string(),
+    period: ChargebackPeriod,
+    complete: z.boolean().openapi({ description: "false while the period has not ended" }),
+    currency: z.string(),
+    consumers: z.array(z.object({ consumer: z.string(), calls: z.number().int(), billableCalls: z.number().int(), bytes: z.number().int(), cost: z.number() })),
+    totals: z.object({ calls: z.number().int(), billableCalls: z.number().int(), bytes: z.number().int(), cost: z.number() }),
+  })
+  .openapi("Chargeback");
+
+const StripeMeterEventSchema = z
+  .object({
+    event_name: z.string(),
+    payload: z.object({ stripe_customer_id: z.string(), value: z.string() }),
+    timestamp: z.number().int().openapi({ description: "Epoch seconds: the period's last second" }),
+    identifier: z.string().openapi({ description: "Deterministic per (tenant, consumer, period, event name): Stripe's idempotency identifier" }),
+  })
+  .openapi("StripeMeterEvent");
+
+export const StripeReportSchema = z
+  .object({
+    tenant: z.string(),
+    period: ChargebackPeriod,
+    eventName: z.string(),
+    value: z.enum(["cost", "calls"]),
+    currency: z.string(),
+    sending: z.boolean().openapi({ description: "STRIPE_API_KEY is set" }),
+    events: z.array(z.object({ consumer: z.string(), identifier: z.string(), sentAt: isoTime.nullable(), event: StripeMeterEventSchema })),
+    sent: z.array(z.string()),
+    alreadySent: z.array(z.string()),
+    unmapped: z.array(z.string()).openapi({ description: "Consumers with usage but no Stripe customer in metering.stripe.customers" }),
+    failed: z.array(z.object({ consumer: z.string(), identifier: z.string(), status: z.number().int().nullable(), message: z.string() })),
+    unsent: z.array(z.string()).openapi({ description: "Not attempted: no STRIPE_API_KEY, or left for the next attempt" }),
+  })
+  .openapi("StripeMeterEventReport");

@@ -62,6 +62,9 @@ export async function auditRefusal(env: Env, db: Database, who: IdentifiedRefusa
       errorMessage: message,
       latencyMs: Math.max(0, Date.now() - startedAt),
       ruleId: null,
+      // The request's body is never read, and the agent gets no JSON-RPC body of ours to count.
+      requestBytes: 0,
+      responseBytes: 0,
     });
   } catch (error) {
     log({ event: "audit.append_failed", tenant: who.tenant, detail: (error as Error).message }, "error");

@@ -4,7 +4,7 @@
  *     hash = lowercase hex SHA-256( UTF-8( prevHash ‖ JCS(entry without prevHash and hash) ) )
  *
  * where prevHash is the previous entry's hash as 64 lowercase hex characters ({@link GENESIS_HASH} for seq 1) and
- * JCS is the RFC 8785 canonical JSON of the object holding every other field of the entry (all 19 of them, nulls
+ * JCS is the RFC 8785 canonical JSON of the object holding every other field of the entry (all 21 of them, nulls
  * included). {@link appendEntry} is the one way to make an entry: pure and synchronous, so an AuditLog Durable
  * Object can read its head, append and insert inside one `transactionSync`.
  *

@@ -1,12 +1,15 @@
 /**
- * @module Delivery of a tenant's audit chain out of the gateway (docs/audit-chain.md, "Delivery: webhook and R2"),
- * run by the tenant's AuditLog Durable Object after each shipment to D1. It reads what D1 holds and sends it on:
+ * @module Delivery of a tenant's audit chain out of the gateway (docs/audit-chain.md, "Delivery: webhook, R2 and
+ * S3"), run by the tenant's AuditLog Durable Object after each shipment to D1. It reads what D1 holds and sends it on:
  *
  * - **webhook** (`audit.webhook`): the entries in seq order, `batchSize` per POST, with the checkpoints they need,
  *   signed Stripe-style (`x-mcp-gateway-signature: t=<s>,v1=<HMAC-SHA256 hex of "<t>.<body>">`) under a per-tenant
  *   key derived from the Worker secret AUDIT_WEBHOOK_SECRET, with an idempotency id (`x-mcp-gateway-delivery`).
  * - **R2** (`audit.r2`, binding AUDIT_BUCKET): one JSONL export object per checkpoint interval, each verifiable on
  *   its own with `verifyExport` (export-format.ts) and the checkpoint public key.
+ * - **S3** (`audit.s3`, secrets AUDIT_S3_ACCESS_KEY_ID and AUDIT_S3_SECRET_ACCESS_KEY): the same objects, same keys
+ *   and bytes, PUT to any store with the S3-compatible API, signed with AWS Signature V4 (aws4fetch). R2 and S3
+ *   share the per-checkpoint-object logic and differ only in their {@link ObjectStore}.
  *
  * Each sink has a cursor in the object's own SQLite (table `delivery_sinks`), moved only in the very statement that
  * records a success, so nothing is skipped and nothing is sent again after a success, even across restarts. A failure
@@ -14,12 +17,13 @@
  * A batch, once tried, is persisted as it was first sent and resent identically under the same id until it succeeds.
  * {@link AuditDelivery.deliver} never throws: failures are logged (src/log.ts).
  *
- * The signature helpers ({@link webhookSigningKey}, {@link signWebhookBody}, {@link verifyWebhookSignature}) and the
- * planning helpers are pure, for receivers and tests.
+ * The signature helpers ({@link webhookSigningKey}, {@link signWebhookBody}, {@link verifyWebhookSignature}), the
+ * planning helpers and the S3 request builder ({@link s3PutRequest}) are pure, for receivers and tests.
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { AwsV4Signer } from "aws4fetch";
 import { and, asc, eq, gt, gte, lte } from "drizzle-orm";
 import type { AuditCheckpoint } from "./checkpoint.ts";
 import { type AuditEntry, type ChainHead, GENESIS_HASH } from "./entry.ts";
@@ -37,14 +41,18 @@ export const WEBHOOK_DELIVERY_HEADER = "x-mcp-gateway-delivery";
 export const WEBHOOK_KEY_CONTEXT = "mcp-gateway audit webhook v1\n";
 /** How old (or how far ahead) a signature's timestamp may be for {@link verifyWebhookSignature} by default. */
 export const WEBHOOK_TOLERANCE_S = 300;
-/** A receiver that has not answered within this is a failure (retried). */
+/** A webhook receiver or S3 endpoint that has not answered within this is a failure (retried). */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 export const WEBHOOK_BATCH_DEFAULT = 100;
 export const R2_PREFIX_DEFAULT = "audit/";
+/** The S3 sink writes the R2 sink's objects: the same default prefix. */
+export const S3_PREFIX_DEFAULT = R2_PREFIX_DEFAULT;
+/** The content type of an audit object, in R2 and S3 alike. */
+export const OBJECT_CONTENT_TYPE = "application/x-ndjson; charset=utf-8";
 /** Retry delays: base × 2^(failures − 1), capped, then jittered down by at most half. */
 export const RETRY_BASE_MS = 1_000;
 export const RETRY_MAX_MS = 5 * 60_000;
-/** Batches (webhook) or objects (R2) per sink per call; more pending = call again at once. */
+/** Batches (webhook) or objects (R2, S3) per sink per call; more pending = call again at once. */
 const MAX_ROUNDS = 10;
 /** Entries per D1 read. */
 const READ_PAGE = 200;
@@ -54,7 +62,12 @@ const MAX_BATCH_CHECKPOINTS = 1_000;
 const LEASE_MARGIN_MS = 20_000;
 
 export type AuditDeliveryConfig = NonNullable<PublishedConfig["audit"]>;
-export type DeliverySinkName = "webhook" | "r2";
+export type DeliverySinkName = "webhook" | "r2" | "s3";
+
+/** Whether `audit` names any sink {@link AuditDelivery.deliver} delivers to (the AuditLog object skips it otherwise). */
+export function hasDeliverySinks(audit: PublishedConfig["audit"] | undefined): boolean {
+  return !!(audit?.webhook || audit?.r2 || audit?.s3);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pure parts
@@ -202,6 +215,169 @@ export async function r2ObjectText(source: {
   return `${lines.join("\n")}\n`;
 }
 
+/** The metadata of the object `(startSeq, endSeq]`: R2 custom metadata, S3 `x-amz-meta-*` headers. */
+export function objectMetadata(tenant: string, startSeq: number, end: Pick<AuditCheckpoint, "seq" | "keyId">): Record<string, string> {
+  return { tenant, startSeq: String(startSeq), endSeq: String(end.seq), keyId: end.keyId };
+}
+
+/**
+ * Where the R2 and S3 sinks write an object: the only thing that differs between them. `put` resolves once the store
+ * holds exactly `text` under `key` and throws otherwise (a failure, retried). The same arguments always write the
+ * same object, so a retry is harmless.
+ */
+export interface ObjectStore {
+  put(key: string, text: string, metadata: Record<string, string>): Promise<void>;
+}
+
+/** An {@link ObjectStore} on an R2 binding; R2 checks the upload against its SHA-256. */
+export function r2ObjectStore(bucket: R2Bucket): ObjectStore {
+  return {
+    async put(key, text, metadata) {
+      await bucket.put(key, text, {
+        httpMetadata: { contentType: OBJECT_CONTENT_TYPE },
+        customMetadata: metadata,
+        sha256: bytesToHex(sha256(utf8ToBytes(text))),
+      });
+    },
+  };
+}
+
+/** An S3-compatible bucket (`audit.s3` without its prefix). */
+export interface S3Target {
+  /** https (or http to a loopback host) base URL of the API, e.g. https://<account>.r2.cloudflarestorage.com; may have a path. */
+  endpoint: string;
+  bucket: string;
+  /** The SigV4 region ("auto" for R2's S3 API). */
+  region: string;
+  /** Path style `<endpoint>/<bucket>/<key>`, or virtual-host style `<scheme>://<bucket>.<endpoint host>/<key>`. */
+  pathStyle: boolean;
+}
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * An object key as it goes into an S3 URL path: each `/`-separated segment percent-encoded as SigV4's canonical URI
+ * wants it (everything but A-Z a-z 0-9 - . _ ~ as UTF-8 %XX), so the path sent is the path signed. A `.` or `..`
+ * segment would be resolved away by URL parsing (another key than R2's): it is refused (the config refuses such
+ * prefixes; tenant ids cannot be one).
+ */
+export function s3EncodeKey(key: string): string {
+  return key
+    .split("/")
+    .map((segment) => {
+      if (segment === "." || segment === "..") throw new TypeError(`an S3 object key cannot have a "${segment}" path segment: ${key}`);
+      return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    })
+    .join("/");
+}
+
+/** The URL of `key` in `target`'s bucket, path style or virtual-host style; the endpoint's own path (if any) comes first. */
+export function s3ObjectUrl(target: Pick<S3Target, "endpoint" | "bucket" | "pathStyle">, key: string): string {
+  const endpoint = new URL(target.endpoint);
+  const base = endpoint.pathname.replace(/\/+$/, "");
+  const bucket = encodeURIComponent(target.bucket);
+  const host = target.pathStyle ? endpoint.host : `${bucket}.${endpoint.host}`;
+  const path = target.pathStyle ? `${base}/${bucket}/${s3EncodeKey(key)}` : `${base}/${s3EncodeKey(key)}`;
+  return `${endpoint.protocol}//${host}${path}`;
+}
+
+/** A signed S3 request, ready for fetch(). */
+export interface S3Request {
+  method: "PUT";
+  url: string;
+  headers: Headers;
+  body: string;
+}
+
+/**
+ * The `PUT` that writes one audit object to an S3-compatible store: `content-type` {@link OBJECT_CONTENT_TYPE},
+ * `x-amz-meta-<name>` for each metadata entry (names lowercased, as S3 stores them), `x-amz-content-sha256` the
+ * body's SHA-256 (so the store checks the upload, and the signature covers the bytes), signed with AWS Signature V4
+ * (`authorization: AWS4-HMAC-SHA256 Credential=<id>/<date>/<region>/s3/aws4_request, SignedHeaders=…,
+ * Signature=…`, `x-amz-date`). `datetime` (`YYYYMMDDTHHMMSSZ`) is for tests; default now.
+ */
+export async function s3PutRequest(target: S3Target, credentials: S3Credentials, key: string, text: string, metadata: Record<string, string>, datetime?: string): Promise<S3Request> {
+  const headers = new Headers({ "content-type": OBJECT_CONTENT_TYPE, "x-amz-content-sha256": bytesToHex(sha256(utf8ToBytes(text))) });
+  for (const [name, value] of Object.entries(metadata)) headers.set(`x-amz-meta-${name.toLowerCase()}`, value);
+  const signed = await new AwsV4Signer({
+    method: "PUT",
+    url: s3ObjectUrl(target, key),
+    headers,
+    body: text,
+    accessKeyId: credentials.accessKeyId,
+    secretAccessKey: credentials.secretAccessKey,
+    service: "s3",
+    region: target.region,
+    ...(datetime ? { datetime } : {}),
+  }).sign();
+  return { method: "PUT", url: signed.url.toString(), headers: signed.headers, body: text };
+}
+
+/** The first `limit` characters of a response body (an S3 error document), never more, never throwing. */
+async function bodyPrefix(response: Response, limit = 2048): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return "";
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (text.length < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // What was read is enough.
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return text.slice(0, limit);
+}
+
+/** A failed S3 answer in a few words: the status and the error document's `<Code>` (e.g. SignatureDoesNotMatch). */
+function s3Failure(status: number, body: string): string {
+  const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
+  return `the store answered ${status}${code ? ` (${code})` : ""}`;
+}
+
+/**
+ * fetch() that gives up after `timeoutMs` (an Error "no answer within <ms> ms"; other failures are "fetch failed:
+ * …") and hands the response to `read` under the same timer, which is cleared as soon as `read` is done
+ * (AbortSignal.timeout's would outlive the request by up to the whole timeout, holding the object's eviction back).
+ * Redirects are not followed: a 3xx is an answer like any other.
+ */
+async function timedFetch<T>(url: string, init: RequestInit, timeoutMs: number, read: (response: Response) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+  try {
+    const response = await fetch(url, { ...init, redirect: "manual", signal: abort.signal });
+    return await read(response);
+  } catch (error) {
+    throw new Error(abort.signal.aborted ? `no answer within ${timeoutMs} ms` : `fetch failed: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An {@link ObjectStore} on an S3-compatible API: one signed PUT per object; anything but a 2xx throws. */
+export function s3ObjectStore(target: S3Target, credentials: S3Credentials, timeoutMs = WEBHOOK_TIMEOUT_MS): ObjectStore {
+  return {
+    async put(key, text, metadata) {
+      const request = await s3PutRequest(target, credentials, key, text, metadata);
+      const failure = await timedFetch(request.url, { method: request.method, headers: request.headers, body: request.body }, timeoutMs, async (response) => {
+        if (response.status >= 200 && response.status <= 299) {
+          await response.body?.cancel().catch(() => undefined);
+          return undefined;
+        }
+        return s3Failure(response.status, await bodyPrefix(response));
+      });
+      if (failure !== undefined) throw new Error(failure);
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The sinks, with their state in the Durable Object's SQLite
 // ---------------------------------------------------------------------------------------------------------------
@@ -209,7 +385,7 @@ export async function r2ObjectText(source: {
 /** One sink's persisted state, as {@link AuditDelivery.sinks} reports it. */
 export interface DeliverySinkState {
   sink: DeliverySinkName;
-  /** Webhook: the last entry delivered. R2: the end (a checkpoint) of the last object written. */
+  /** Webhook: the last entry delivered. R2, S3: the end (a checkpoint) of the last object written. */
   cursorSeq: number;
   cursorHash: string;
   /** Webhook: checkpoints up to this seq were delivered. */
@@ -251,7 +427,7 @@ interface Batch {
 type Next = number | null;
 
 export interface AuditDeliveryOptions {
-  /** Webhook timeout; default {@link WEBHOOK_TIMEOUT_MS}. */
+  /** Webhook and S3 request timeout; default {@link WEBHOOK_TIMEOUT_MS}. */
   timeoutMs?: number;
   /** For tests: the jitter's random source. */
   random?: () => number;
@@ -301,6 +477,7 @@ export class AuditDelivery {
     const results = await Promise.all([
       audit?.webhook ? this.guarded("webhook", tenant, now, () => this.deliverWebhook(tenant, audit.webhook!, shippedSeq, now)) : null,
       audit?.r2 ? this.guarded("r2", tenant, now, () => this.deliverR2(tenant, audit.r2!, shippedSeq, now)) : null,
+      audit?.s3 ? this.guarded("s3", tenant, now, () => this.deliverS3(tenant, audit.s3!, shippedSeq, now)) : null,
     ]);
     const times = results.filter((t): t is number => t !== null);
     return times.length === 0 ? null : Math.min(...times);
@@ -388,30 +565,30 @@ export class AuditDelivery {
       const { batch, entries } = next;
       const body = webhookBody({ tenant, batch: { fromSeq: batch.fromSeq, toSeq: batch.toSeq }, entries, checkpoints: batch.checkpoints });
       let failure: string | undefined;
-      // A timer cleared as soon as the answer is in (AbortSignal.timeout's would outlive the request by up to the
-      // whole timeout, holding the object's eviction back).
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(new DOMException(`no answer within ${this.timeoutMs} ms`, "TimeoutError")), this.timeoutMs);
       try {
-        const response = await fetch(config.url, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "user-agent": "mcp-gateway-audit-webhook/1",
-            [WEBHOOK_SIGNATURE_HEADER]: signWebhookBody(key, body, Date.now()),
-            [WEBHOOK_DELIVERY_HEADER]: webhookDeliveryId(tenant, batch.fromSeq, batch.toSeq),
+        // timedFetch follows no redirect: a 3xx is an answer other than 2xx (retried), so a signed batch is never
+        // re-posted elsewhere.
+        const status = await timedFetch(
+          config.url,
+          {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "user-agent": "mcp-gateway-audit-webhook/1",
+              [WEBHOOK_SIGNATURE_HEADER]: signWebhookBody(key, body, Date.now()),
+              [WEBHOOK_DELIVERY_HEADER]: webhookDeliveryId(tenant, batch.fromSeq, batch.toSeq),
+            },
+            body,
           },
-          body,
-          // A redirect is an answer other than 2xx (retried): a signed batch is never re-posted elsewhere.
-          redirect: "manual",
-          signal: abort.signal,
-        });
-        await response.body?.cancel().catch(() => undefined);
-        if (response.status < 200 || response.status > 299) failure = `the receiver answered ${response.status}`;
+          this.timeoutMs,
+          async (response) => {
+            await response.body?.cancel().catch(() => undefined);
+            return response.status;
+          },
+        );
+        if (status < 200 || status > 299) failure = `the receiver answered ${status}`;
       } catch (error) {
-        failure = abort.signal.aborted ? `no answer within ${this.timeoutMs} ms` : `fetch failed: ${(error as Error).message}`;
-      } finally {
-        clearTimeout(timer);
+        failure = (error as Error).message;
       }
       if (failure !== undefined) return this.failed("webhook", tenant, now + Math.max(0, Date.now() - started), failure, batch.fromSeq, batch.toSeq);
       // One statement: the cursor moves exactly when the success is recorded.
@@ -548,7 +725,7 @@ export class AuditDelivery {
   }
 
   // -------------------------------------------------------------------------------------------------------------
-  // R2
+  // R2 and S3: one object per checkpoint interval
   // -------------------------------------------------------------------------------------------------------------
 
   private async deliverR2(tenant: string, config: NonNullable<AuditDeliveryConfig["r2"]>, shippedSeq: number, now: number): Promise<Next> {
@@ -557,14 +734,36 @@ export class AuditDelivery {
       log({ event: "audit.delivery_unconfigured", tenant, sink: "r2", detail: "audit.r2 is set but the Worker has no AUDIT_BUCKET binding: nothing is written" }, "error");
       return now + RETRY_MAX_MS;
     }
+    return this.deliverObjects("r2", tenant, config.prefix ?? R2_PREFIX_DEFAULT, r2ObjectStore(bucket), shippedSeq, now);
+  }
+
+  private async deliverS3(tenant: string, config: NonNullable<AuditDeliveryConfig["s3"]>, shippedSeq: number, now: number): Promise<Next> {
+    const accessKeyId = this.env.AUDIT_S3_ACCESS_KEY_ID;
+    const secretAccessKey = this.env.AUDIT_S3_SECRET_ACCESS_KEY;
+    if (!accessKeyId || !secretAccessKey) {
+      const missing = [accessKeyId ? null : "AUDIT_S3_ACCESS_KEY_ID", secretAccessKey ? null : "AUDIT_S3_SECRET_ACCESS_KEY"].filter(Boolean);
+      const what = missing.length === 1 ? `the Worker secret ${missing[0]} is not` : `the Worker secrets ${missing.join(" and ")} are not`;
+      log({ event: "audit.delivery_unconfigured", tenant, sink: "s3", detail: `audit.s3 is set but ${what}: nothing is written` }, "error");
+      return now + RETRY_MAX_MS;
+    }
+    const target: S3Target = { endpoint: config.endpoint, bucket: config.bucket, region: config.region ?? "auto", pathStyle: config.pathStyle ?? true };
+    const store = s3ObjectStore(target, { accessKeyId, secretAccessKey }, this.timeoutMs);
+    return this.deliverObjects("s3", tenant, config.prefix ?? S3_PREFIX_DEFAULT, store, shippedSeq, now);
+  }
+
+  /**
+   * The R2 and S3 sinks: one object per checkpoint interval after the sink's cursor (the end of the last object
+   * written), written to `store` ({@link r2ObjectKey}, {@link r2ObjectText}, {@link objectMetadata}); the cursor moves
+   * to the object's end in the statement that records the success.
+   */
+  private async deliverObjects(sink: "r2" | "s3", tenant: string, prefix: string, store: ObjectStore, shippedSeq: number, now: number): Promise<Next> {
     if (!this.env.AUDIT_SIGNING_KEY) {
-      log({ event: "audit.delivery_unconfigured", tenant, sink: "r2", detail: "audit.r2 writes one object per checkpoint, and without AUDIT_SIGNING_KEY there are none" }, "error");
+      log({ event: "audit.delivery_unconfigured", tenant, sink, detail: `audit.${sink} writes one object per checkpoint, and without AUDIT_SIGNING_KEY there are none` }, "error");
       return null;
     }
-    const prefix = config.prefix ?? R2_PREFIX_DEFAULT;
     const started = Date.now();
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const row = this.row("r2");
+      const row = this.row(sink);
       let start: ChainHead = { seq: row.cursor_seq, hash: row.cursor_hash };
       const first = await this.db
         .select({ seq: auditEntries.seq })
@@ -585,7 +784,7 @@ export class AuditDelivery {
           .limit(1)
           .get();
         if (!anchor) return null;
-        this.gap(tenant, "r2", row, anchor.seq);
+        this.gap(tenant, sink, row, anchor.seq);
         start = { seq: anchor.seq, hash: anchor.hash };
         startCheckpoints = await this.checkpointsAt(tenant, anchor.seq);
       }
@@ -601,23 +800,21 @@ export class AuditDelivery {
       const end = endCheckpoints[0] as AuditCheckpoint;
       const entries = await this.readEntries(tenant, start.seq + 1, end.seq);
       if (entries.length !== end.seq - start.seq) {
-        log({ event: "audit.delivery_incomplete", tenant, sink: "r2", fromSeq: start.seq + 1, toSeq: end.seq, found: entries.length, detail: "D1 lacks entries inside a checkpoint interval; the object is written as it is and will not verify" }, "error");
+        log({ event: "audit.delivery_incomplete", tenant, sink, fromSeq: start.seq + 1, toSeq: end.seq, found: entries.length, detail: "D1 lacks entries inside a checkpoint interval; the object is written as it is and will not verify" }, "error");
       }
       const text = await r2ObjectText({ tenant, start, startCheckpoints, entries, endCheckpoints });
       const key = r2ObjectKey(prefix, tenant, start.seq, end.seq);
       try {
-        await bucket.put(key, text, {
-          httpMetadata: { contentType: "application/x-ndjson; charset=utf-8" },
-          customMetadata: { tenant, startSeq: String(start.seq), endSeq: String(end.seq), keyId: end.keyId },
-          sha256: bytesToHex(sha256(utf8ToBytes(text))),
-        });
+        await store.put(key, text, objectMetadata(tenant, start.seq, end));
       } catch (error) {
-        return this.failed("r2", tenant, now + Math.max(0, Date.now() - started), `R2 put ${key} failed: ${(error as Error).message}`, start.seq + 1, end.seq);
+        const what = sink === "r2" ? "R2 put" : "S3 PUT";
+        return this.failed(sink, tenant, now + Math.max(0, Date.now() - started), `${what} ${key} failed: ${(error as Error).message}`, start.seq + 1, end.seq);
       }
       this.sql.exec(
-        "UPDATE delivery_sinks SET cursor_seq = ?, cursor_hash = ?, failures = 0, retry_at = 0, last_error = NULL, delivered = delivered + 1 WHERE sink = 'r2'",
+        "UPDATE delivery_sinks SET cursor_seq = ?, cursor_hash = ?, failures = 0, retry_at = 0, last_error = NULL, delivered = delivered + 1 WHERE sink = ?",
         end.seq,
         end.hash,
+        sink,
       );
     }
     return now;

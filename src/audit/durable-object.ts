@@ -20,11 +20,12 @@ import { type AuditCheckpoint, publicKeyFromPrivate, publicKeyId, signCheckpoint
 import type { AuditEntry, AuditFields, ChainHead } from "./entry.ts";
 import { checkpointToRow, entryToRow } from "./rows.ts";
 import { pruneAnchor } from "./retention.ts";
-import { AuditDelivery } from "./delivery.ts";
+import { AuditDelivery, hasDeliverySinks } from "./delivery.ts";
 import { and, eq, lt, lte } from "drizzle-orm";
 import { tenantConfig } from "../config/tenant-config.ts";
 import { database } from "../db/client.ts";
 import { auditCheckpoints, auditEntries } from "../db/schema.ts";
+import { cursorMoved, readUsageCursor, usageWrite } from "../metering/usage-write.ts";
 import type { Env } from "../env.ts";
 import { log } from "../log.ts";
 
@@ -32,7 +33,7 @@ export const CHECKPOINT_EVERY_DEFAULT = 1_000;
 export const CHECKPOINT_INTERVAL_DEFAULT_MS = 60_000;
 /** Appends within this delay ship together. */
 const SHIP_DELAY_MS = 200;
-/** Entries per D1 batch: one statement each (21 bound values, under D1's 100 per statement). */
+/** Entries per D1 batch: one statement each (23 bound values, under D1's 100 per statement), plus their usage. */
 const SHIP_BATCH = 200;
 /** Shipping retries back off exponentially up to this, and never give up. */
 const MAX_RETRY_DELAY_MS = 60_000;
@@ -273,7 +274,7 @@ export class AuditLogDurableObject extends DurableObject<Env> {
   private async deliver(state: StateRow, now: number): Promise<number | null> {
     if (state.tenant === null) return null;
     const audit = (await tenantConfig(database(this.env.DB), state.tenant).catch(() => undefined))?.published?.audit;
-    if (!audit?.webhook && !audit?.r2) return null;
+    if (!hasDeliverySinks(audit)) return null;
     return this.delivery.deliver(state.tenant, audit, state.shipped_seq, now);
   }
 
@@ -293,8 +294,18 @@ export class AuditLogDurableObject extends DurableObject<Env> {
     return this.shipping;
   }
 
+  /**
+   * Ships everything unshipped to D1, batch by batch. Each batch also adds its entries' usage to `usage_hourly`
+   * (src/metering/usage-write.ts) in the same D1 transaction, guarded by the tenant's `usage_cursor`: the cursor is
+   * expected where this object's shipping left it; when it is not (a lost acknowledgement moved it, or usage began
+   * after the chain did), the batch's usage is not applied, the cursor is read, and the batch is shipped again with
+   * only the entries beyond it folded. So usage counts every shipped entry exactly once.
+   */
   private async shipAll(): Promise<void> {
     const db = database(this.env.DB);
+    /** D1's usage cursor, once read or moved by this run; until then assumed to be shipped_seq. */
+    let usageCursor: number | undefined;
+    let cursorRead = false;
     for (;;) {
       const state = this.readState();
       const entries = this.sql
@@ -306,11 +317,23 @@ export class AuditLogDurableObject extends DurableObject<Env> {
         .toArray()
         .map((row) => JSON.parse(row.json) as AuditCheckpoint);
       if (entries.length === 0 && checkpoints.length === 0) return;
+      const tenant = state.tenant ?? entries[0]?.tenant;
+      const usage = tenant === undefined || tenant === null ? undefined : usageWrite(db, tenant, entries, usageCursor ?? state.shipped_seq);
       const statements = [
         ...entries.map((entry) => db.insert(auditEntries).values(entryToRow(entry)).onConflictDoNothing()),
         ...checkpoints.map((checkpoint) => db.insert(auditCheckpoints).values(checkpointToRow(checkpoint)).onConflictDoNothing()),
+        ...(usage?.statements ?? []),
       ];
-      await db.batch(statements as [(typeof statements)[number], ...typeof statements]);
+      const results = await db.batch(statements as [(typeof statements)[number], ...typeof statements]);
+      if (usage?.movesCursor && !cursorMoved(results.at(-1))) {
+        // The entries are in D1 now, their usage is not: read where the cursor is and ship the batch again.
+        if (cursorRead) throw new Error("the usage cursor moved while this batch was shipped");
+        usageCursor = await readUsageCursor(db, tenant as string);
+        cursorRead = true;
+        continue;
+      }
+      if (usage) usageCursor = usage.cursor;
+      cursorRead = false;
       const last = entries.at(-1)?.seq ?? state.shipped_seq;
       this.ctx.storage.transactionSync(() => {
         this.sql.exec("UPDATE state SET shipped_seq = MAX(shipped_seq, ?) WHERE id = 1", last);

@@ -48,6 +48,10 @@ export interface AuditFields {
   latencyMs: number;
   /** The policy rule that decided (`<policy>.rules[<i>]`); null for the default deny or when no rule applied. */
   ruleId: string | null;
+  /** UTF-8 bytes of the JSON of the call's params as the agent sent them, an integer ≥ 0 (metering). */
+  requestBytes: number;
+  /** UTF-8 bytes of the JSON of the result or error object as the agent received it, an integer ≥ 0 (metering). */
+  responseBytes: number;
 }
 
 /** One link of a tenant's chain, exactly as stored and exported. */
@@ -92,6 +96,8 @@ export const AUDIT_ENTRY_FIELDS = [
   "errorMessage",
   "latencyMs",
   "ruleId",
+  "requestBytes",
+  "responseBytes",
   "prevHash",
   "hash",
 ] as const satisfies readonly (keyof AuditEntry)[];
@@ -128,6 +134,8 @@ function fieldsShape(payload: z.ZodType<JsonValue>) {
     errorMessage: text.nullable(),
     latencyMs: safeInt.min(0),
     ruleId: text.nullable(),
+    requestBytes: safeInt.min(0),
+    responseBytes: safeInt.min(0),
   };
 }
 
@@ -267,6 +275,8 @@ export function normalizeFields(fields: AuditFields): NormalizedFields {
     errorMessage: data.errorMessage,
     latencyMs: data.latencyMs,
     ruleId: data.ruleId,
+    requestBytes: data.requestBytes,
+    responseBytes: data.responseBytes,
   };
 }
 
@@ -306,6 +316,8 @@ const ENTRY_CHECKS: readonly (readonly [keyof AuditEntry, Check, string])[] = [
   ["errorMessage", orNull(isText), "must be a string or null"],
   ["latencyMs", safeIntAtLeast(0), "must be an integer ≥ 0"],
   ["ruleId", orNull(isText), "must be a string or null"],
+  ["requestBytes", safeIntAtLeast(0), "must be an integer ≥ 0"],
+  ["responseBytes", safeIntAtLeast(0), "must be an integer ≥ 0"],
   ["prevHash", isHex64, "must be 64 lowercase hex characters"],
   ["hash", isHex64, "must be 64 lowercase hex characters"],
 ];

@@ -5,8 +5,8 @@
  *   1. `{"type":"header","format":"mcp-gateway-audit","version":1,"tenant",…,"keyId","start","head","exportedAt"}`;
  *   2. `{"type":"checkpoint",…}` lines for checkpoints at or before `start.seq` (the one AT start.seq anchors a
  *      pruned or partial export and is required when start.seq > 0);
- *   3. `{"type":"entry","hash":…,"prevHash":…, …the other 19 fields}` in seq order, each followed by the checkpoints
- *      of its seq. {@link exportEntryLine} writes the 19 fields as the very canonical JSON the hash covers, so a
+ *   3. `{"type":"entry","hash":…,"prevHash":…, …the other 21 fields}` in seq order, each followed by the checkpoints
+ *      of its seq. {@link exportEntryLine} writes the 21 fields as the very canonical JSON the hash covers, so a
  *      verifier can hash the line's text; any other layout of the same fields verifies too, by re-serialising.
  * {@link exportLines} writes it, {@link parseExportLine} reads one line, {@link verifyExport} verifies a whole file
  * streaming (the CLI's `mcp-gateway audit verify --file export.jsonl --public-key K`).
@@ -115,7 +115,7 @@ const ENTRY_LINE_HEAD_LENGTH = '{"type":"entry","hash":"","prevHash":"",'.length
 
 /**
  * An entry's line: `{"type":"entry","hash":H,"prevHash":P,` followed by the members of the entry's canonical JSON
- * (the exact text its hash covers, {@link entryCanonicalJson}). Any JSON reader sees the entry's 21 fields plus
+ * (the exact text its hash covers, {@link entryCanonicalJson}). Any JSON reader sees the entry's 23 fields plus
  * `type`; a verifier can hash the line's own text instead of re-serialising it ({@link verifyExport}). An entry that
  * cannot be canonicalised (which appendEntry never makes) is written as plain JSON and fails verification.
  */

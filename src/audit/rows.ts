@@ -46,6 +46,8 @@ export function rowToEntry(row: AuditEntryRow, readPayload: PayloadReader = pars
     errorMessage: row.errorMessage,
     latencyMs: row.latencyMs,
     ruleId: row.ruleId,
+    requestBytes: row.requestBytes,
+    responseBytes: row.responseBytes,
     prevHash: row.prevHash,
     hash: row.hash,
   };

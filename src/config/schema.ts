@@ -15,6 +15,8 @@ import { exposedPrefix } from "../mcp/namespacing.ts";
 import { isGlobPattern } from "../policy/glob.ts";
 import { defaultRuleId, policySchema } from "../policy/schema.ts";
 import { redactionSchema } from "../redact/schema.ts";
+import { meteringSchema } from "../metering/schema.ts";
+import { rateLimitSchema } from "../ratelimit/schema.ts";
 
 export { GATEWAY_SERVER_ID };
 
@@ -34,6 +36,13 @@ export const auditWebhookUrlSchema = z
     const url = new URL(text);
     return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname));
   }, "must be an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])");
+
+/** An audit object key prefix (audit.r2, audit.s3): keys are `<prefix><tenant>/<start>-<end>.jsonl`. */
+const auditObjectPrefixSchema = z
+  .string()
+  .max(256)
+  .regex(/^[^\u0000-\u001f\u007f\\]*$/, "must not contain control characters or backslashes")
+  .refine((p) => !p.startsWith("/"), "must not start with /");
 
 /** Environment variable names as POSIX shells accept them. */
 const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
@@ -110,7 +119,7 @@ export const gatewayConfigSchema = z.strictObject({
       failureMode: z.enum(["closed", "open"]).default("closed"),
       /** Days of entries kept in D1; absent = kept for ever. Pruning keeps the chain verifiable from a checkpoint. */
       retentionDays: z.number().int().min(1).max(36_500).optional(),
-      /** Each chain batch POSTed, signed, to a receiver (docs/audit-chain.md, "Delivery: webhook and R2"). */
+      /** Each chain batch POSTed, signed, to a receiver (docs/audit-chain.md, "Delivery: webhook, R2 and S3"). */
       webhook: z
         .strictObject({
           url: auditWebhookUrlSchema,
@@ -122,28 +131,39 @@ export const gatewayConfigSchema = z.strictObject({
       r2: z
         .strictObject({
           /** Object keys are `<prefix><tenant>/<start>-<end>.jsonl`. */
-          prefix: z
+          prefix: auditObjectPrefixSchema.default("audit/"),
+        })
+        .optional(),
+      /**
+       * The R2 sink's objects (same keys, same bytes) PUT to a bucket of any S3-compatible store, signed with AWS
+       * Signature V4 under the Worker secrets AUDIT_S3_ACCESS_KEY_ID and AUDIT_S3_SECRET_ACCESS_KEY.
+       */
+      s3: z
+        .strictObject({
+          /** The API's base URL, e.g. https://<account>.r2.cloudflarestorage.com or https://s3.eu-west-1.amazonaws.com. */
+          endpoint: auditWebhookUrlSchema.refine((text) => {
+            const url = new URL(text);
+            return url.search === "" && url.hash === "" && url.username === "" && url.password === "";
+          }, "must have no query, fragment or credentials (the credentials are the Worker secrets AUDIT_S3_ACCESS_KEY_ID and AUDIT_S3_SECRET_ACCESS_KEY)"),
+          bucket: z
             .string()
-            .max(256)
-            .regex(/^[^\u0000-\u001f\u007f\\]*$/, "must not contain control characters or backslashes")
-            .refine((p) => !p.startsWith("/"), "must not start with /")
+            .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, "must be 3-63 characters of a-z 0-9 . _ -, starting and ending with a letter or digit"),
+          /** The SigV4 signing region; "auto" suits R2's S3 API, AWS wants the bucket's region. */
+          region: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 _ -").default("auto"),
+          /** Object keys are `<prefix><tenant>/<start>-<end>.jsonl`, as in R2. */
+          prefix: auditObjectPrefixSchema
+            .refine((p) => !p.split("/").some((segment) => segment === "." || segment === ".."), "must not have a . or .. path segment (a URL would resolve it away)")
             .default("audit/"),
+          /** `<endpoint>/<bucket>/<key>` (true, the default) or `<bucket>.<endpoint host>/<key>` (virtual-host style). */
+          pathStyle: z.boolean().default(true),
         })
         .optional(),
     })
     .optional(),
-  metering: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      dimensions: z.array(z.enum(["calls", "latency", "errors"])).default(["calls", "latency", "errors"]),
-    })
-    .optional(),
-  rateLimit: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      defaultPerMinute: z.number().int().positive().default(60),
-    })
-    .optional(),
+  /** Usage metering, the price table and the Stripe meter of the chargeback (src/metering/schema.ts). */
+  metering: meteringSchema.optional(),
+  /** Token buckets and quotas per consumer (src/ratelimit/schema.ts). */
+  rateLimit: rateLimitSchema.optional(),
   ipFilter: z
     .strictObject({
       allow: z.array(z.string()).default([]),

@@ -17,6 +17,10 @@ import { tenantHasher } from "../redact/hash.ts";
 import { tenantCatalog, type TenantCatalog } from "./catalog-cache.ts";
 import type { GatewayBackend } from "./gateway-server.ts";
 import { appendAuditEntry } from "../audit/append.ts";
+import { chargeCall } from "../ratelimit/charge.ts";
+import { currentUsage } from "../metering/usage-store.ts";
+import { DEFAULT_METERING } from "../metering/schema.ts";
+import { limitPlan } from "../ratelimit/limits.ts";
 import { readAuditEntries, readAuditStats, verifyStoredChain } from "../audit/store.ts";
 import { GatewayErrorCode } from "./errors.ts";
 
@@ -44,6 +48,19 @@ export function workerBackend(env: Env, db: Database, principal: Principal, wait
       entries: (query, page) => readAuditEntries(env, principal.tenant, query, page),
       stats: (query) => readAuditStats(env, principal.tenant, query),
       verify: () => verifyStoredChain(env, principal.tenant),
+    },
+    async usage(params) {
+      const metering = (await loadConfig()).published?.metering ?? DEFAULT_METERING;
+      return currentUsage(env, principal.tenant, params, metering);
+    },
+    async charge(target) {
+      let config: TenantConfig;
+      try {
+        config = await loadConfig();
+      } catch {
+        return { admitted: false, kind: "unavailable", reason: "the tenant's configuration could not be read" };
+      }
+      return chargeCall(env, principal.tenant, limitPlan(config.published?.rateLimit, { consumer: principal.consumer, keyId: principal.keyId }, target));
     },
     async audit(fields) {
       // Without the tenant's configuration its audit mode is unknown: closed, the safe reading.

@@ -43,14 +43,20 @@ export class CallAudit {
   ruleId: string | null = null;
   /** Which redaction rules cover the call: the upstream's own name for the item. */
   target: RedactionTarget | undefined;
+  /** Whether the call has been charged to the caller's rate limits (once per call, whatever `call` nests). */
+  charged = false;
 
   readonly method: string;
   readonly origin: AuditOrigin;
+  /** UTF-8 bytes of the JSON of the params as the agent sent them (the handler's `request.params`). */
+  readonly requestBytes: number;
 
-  constructor(method: string, origin: AuditOrigin, now: number) {
+  /** `params`: the request's params as the handler received them (undefined when the request has none). */
+  constructor(method: string, origin: AuditOrigin, now: number, params?: unknown) {
     this.method = method;
     this.origin = origin;
     this.startedAt = now;
+    this.requestBytes = jsonBytes(params);
   }
 
   /**
@@ -79,15 +85,59 @@ export class CallAudit {
       errorMessage: error ? clip(!redaction ? WITHHELD : plan ? redactText(plan, error.message, hasher).value : error.message, MAX_AUDIT_ERROR_CHARS) : null,
       latencyMs: Math.max(0, Math.round(now - this.startedAt)),
       ruleId: this.ruleId,
+      requestBytes: this.requestBytes,
+      responseBytes: responseBytes(outcome),
     };
   }
 
   private errorStatus(error: { code: number | null }): AuditStatus {
     if (error.code === GatewayErrorCode.Denied) return "denied";
+    if (error.code === GatewayErrorCode.RateLimited) return "limited";
     // Unknown names and bad params share -32602; a call that never found its target is the unknown kind.
     if (error.code === GatewayErrorCode.UnknownTarget && this.server === null) return "unknown";
     return "error";
   }
+}
+
+/**
+ * UTF-8 bytes of `JSON.stringify(value)`: what the value weighs on the wire (0 for undefined, which JSON-RPC leaves
+ * out). Counted without encoding; a value JSON.stringify refuses (a bigint, a cycle) is measured as its audit copy.
+ */
+export function jsonBytes(value: unknown): number {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    text = JSON.stringify(toAuditJson(value));
+  }
+  return text === undefined ? 0 : utf8Length(text);
+}
+
+/** UTF-8 length of a string, as TextEncoder would encode it (a lone surrogate becomes U+FFFD, 3 bytes). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * UTF-8 bytes of what the agent receives for `outcome`: the JSON-RPC `result`, or the `error` object the MCP SDK
+ * builds from a thrown error — `{code, message, data?}`, code -32603 and message "Internal error" when the error
+ * has none of its own.
+ */
+export function responseBytes(outcome: CallOutcome): number {
+  if (outcome.ok) return jsonBytes(outcome.result);
+  const error = (typeof outcome.error === "object" && outcome.error !== null ? outcome.error : {}) as { code?: unknown; message?: unknown; data?: unknown };
+  const code = Number.isSafeInteger(error.code) ? error.code : -32603;
+  return jsonBytes({ code, message: error.message ?? "Internal error", ...(error.data !== undefined && { data: error.data }) });
 }
 
 function resultStatus(result: unknown): AuditStatus {

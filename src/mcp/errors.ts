@@ -22,6 +22,11 @@ export const GatewayErrorCode = {
    * The call may have run upstream (its entry is what failed).
    */
   AuditUnavailable: -32005,
+  /**
+   * A rate limit or quota refused the call (it was not run): `data` has `retryAfterMs` and the `limit` that
+   * refused it. Denied and unknown calls pay for their token too.
+   */
+  RateLimited: -32029,
 } as const;
 
 /** A JSON-RPC error response for failures that happen before a message is parsed (auth, origin, size). */

@@ -26,6 +26,9 @@ import {
   type RedactionTarget,
 } from "../redact/engine.ts";
 import { clip } from "../text.ts";
+import type { LimitVerdict } from "../ratelimit/charge.ts";
+import type { UsageParams, UsageReport } from "../metering/usage-store.ts";
+import { describeLimit, retryAfterSeconds } from "../ratelimit/limits.ts";
 import type { AuditFields } from "../audit/entry.ts";
 import { CallAudit, type AuditOrigin, type CallOutcome as AuditedOutcome } from "./call-audit.ts";
 import { decodeCursor, paginate } from "./pagination.ts";
@@ -62,6 +65,13 @@ export interface GatewayBackend {
   audit(fields: AuditFields): Promise<void>;
   /** Reads of the tenant's audit trail, for the gateway's audit tools. */
   auditTrail: AuditTrail;
+  /**
+   * Charges one call to the caller's rate limits and quotas (src/ratelimit): the consumer's bucket always, the
+   * target's server and tool buckets when it names them. Never throws: an unreachable limiter is a refusal.
+   */
+  charge(target: { server: string | null; tool: string | null }): Promise<LimitVerdict>;
+  /** The tenant's usage report (src/metering/usage-store.ts `currentUsage`), priced with its metering config. */
+  usage(params: UsageParams): Promise<{ ok: true; report: UsageReport } | { ok: false; error: string }>;
 }
 
 /** Who is calling, from the transport (never from a tool argument). */
@@ -83,7 +93,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   const server = new Server(GATEWAY_INFO, {
     capabilities: { tools: {}, resources: {}, prompts: {}, completions: {}, logging: {} },
     instructions:
-      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway, as far as your policies allow. Tool and prompt names are <server>__<name> unless a server keeps its own names. The gateway's own tools: list_tools, list_servers, server_status, call; for administrators also audit_log, audit_stats, audit_verify.",
+      "Tools, resources and prompts of the MCP servers your organisation runs behind this gateway, as far as your policies allow. Tool and prompt names are <server>__<name> unless a server keeps its own names. The gateway's own tools: list_tools, list_servers, server_status, call, usage; for administrators also audit_log, audit_stats, audit_verify.",
   });
 
   /** Whether the caller may use anything of a server: only such servers are named in hints. */
@@ -107,10 +117,11 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   /**
    * Runs one call of `method` and records it in the audit chain, whatever its outcome, before the agent gets the
    * answer (the chain's ordering guarantee). When the entry cannot be written in `closed` mode, a result is
-   * withheld and the audit failure answered instead; a failed call keeps its own error.
+   * withheld and the audit failure answered instead; a failed call keeps its own error. `params` (the request's, as
+   * the agent sent them) and the outcome are measured for the entry's requestBytes and responseBytes.
    */
-  const audited = async <T>(method: string, run: (audit: CallAudit) => Promise<T>): Promise<T> => {
-    const audit = new CallAudit(method, caller.origin, Date.now());
+  const audited = async <T>(method: string, params: unknown, run: (audit: CallAudit) => Promise<T>): Promise<T> => {
+    const audit = new CallAudit(method, caller.origin, Date.now(), params);
     let outcome: AuditedOutcome;
     try {
       outcome = { ok: true, result: await run(audit) };
@@ -125,6 +136,39 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     }
     if (!outcome.ok) throw outcome.error;
     return outcome.result as T;
+  };
+
+  /**
+   * Charges the call once (whatever `call` nests) before policy decides, so denied and unknown calls pay too; a
+   * refusal is a RateLimited error with when to retry, or Unavailable when the limiter cannot be asked (fail closed).
+   */
+  const charge = async (audit: CallAudit, target: { server: string | null; tool: string | null }): Promise<void> => {
+    if (audit.charged) return;
+    audit.charged = true;
+    const verdict = await backend.charge(target);
+    if (verdict.admitted) return;
+    if (verdict.kind === "unavailable") {
+      throw new ProtocolError(GatewayErrorCode.Unavailable, "The gateway could not check your rate limit, so the call was not made; retry shortly");
+    }
+    const retryAfter = retryAfterSeconds(verdict.retryAfterMs);
+    throw new ProtocolError(GatewayErrorCode.RateLimited, `Rate limited by ${describeLimit(verdict.limit)}; retry in ${retryAfter} s`, {
+      retryAfterMs: verdict.retryAfterMs,
+      retryAfterSeconds: retryAfter,
+      limit: verdict.limit,
+      kind: verdict.kind,
+    });
+  };
+
+  /** The route of a name, charged: an unknown name still costs the consumer's token (and may be refused as such). */
+  const chargedRoute = async (audit: CallAudit, find: () => RoutedItem): Promise<RoutedItem> => {
+    let route: RoutedItem;
+    try {
+      route = find();
+    } catch (unknown) {
+      await charge(audit, { server: null, tool: null });
+      throw unknown;
+    }
+    return route;
   };
 
   /** Refuses unless policy allows; the error names the rule that decided. The decision is noted for the audit. */
@@ -150,6 +194,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     const { catalog, policies } = await view();
     const meta = metaTool(params.name);
     if (meta) {
+      // `call` is charged as the tool it calls.
+      if (params.name !== "call") await charge(audit, { server: GATEWAY_SERVER_ID, tool: params.name });
       authorize(policies, metaSubject(params.name), params.arguments, audit);
       if (!mayUseMetaTool(meta, principal)) {
         audit.ruleId = ADMIN_ONLY_RULE.ruleId;
@@ -162,6 +208,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
           policies,
           callTool: (name, args) => callTool({ ...params, name, arguments: args }, ctx, audit),
           audit: backend.auditTrail,
+          usage: (params) => backend.usage(params),
         });
       } catch (error) {
         if (!(error instanceof MetaToolInputError)) throw error;
@@ -177,7 +224,9 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   /** tools/call or prompts/get of an upstream's item by its exposed name: route, policy, availability, relay. */
   const callUpstream = async (kind: "tool" | "prompt", params: Params & { name: string }, ctx: ServerContext, audit: CallAudit): Promise<Params> => {
     const { catalog, policies } = await view();
-    const route = routeOf(catalog, kind, params.name, mayUseServer(policies));
+    const route = await chargedRoute(audit, () => routeOf(catalog, kind, params.name, mayUseServer(policies)));
+    // Tool rules of the limits name tools; a prompt pays its server's and the consumer's buckets.
+    await charge(audit, { server: route.serverId, tool: kind === "tool" ? route.upstreamName : null });
     audit.target = { server: route.serverId, name: route.upstreamName };
     authorize(policies, kind === "tool" ? toolSubject(route) : promptSubject(route), params.arguments, audit);
     assertAvailable(catalog, route.serverId);
@@ -194,7 +243,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   });
 
   server.setRequestHandler("tools/call", async (request, ctx) =>
-    audited("tools/call", (audit) => callTool(request.params as Params & { name: string }, ctx, audit)) as never,
+    audited("tools/call", request.params, (audit) => callTool(request.params as Params & { name: string }, ctx, audit)) as never,
   );
 
   server.setRequestHandler("prompts/list", async (request) =>
@@ -202,7 +251,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   );
 
   server.setRequestHandler("prompts/get", async (request, ctx) =>
-    audited("prompts/get", async (audit) => {
+    audited("prompts/get", request.params, async (audit) => {
       const params = request.params as Params & { name: string };
       audit.tool = params.name;
       audit.arguments = params.arguments ?? null;
@@ -219,11 +268,12 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   );
 
   server.setRequestHandler("resources/read", async (request, ctx) =>
-    audited("resources/read", async (audit) => {
+    audited("resources/read", request.params, async (audit) => {
       const params = request.params as Params & { uri: string };
       audit.tool = params.uri;
       const { catalog, policies } = await view();
       const target = catalog.resourceTarget(params.uri);
+      await charge(audit, { server: target?.serverId ?? null, tool: null });
       if (!target) {
         throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
       }
@@ -239,7 +289,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   );
 
   server.setRequestHandler("completion/complete", async (request, ctx) =>
-    audited("completion/complete", async (audit) => {
+    audited("completion/complete", request.params, async (audit) => {
       const params = request.params as Params & {
         ref: { type: string; name?: string; uri?: string };
         argument?: { name?: unknown; value?: unknown };
@@ -250,7 +300,9 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       audit.arguments = completionArguments(params);
       if (ref.type === "ref/prompt" && typeof ref.name === "string") {
         audit.tool = ref.name;
-        const route = routeOf(catalog, "prompt", ref.name, mayUseServer(policies));
+        const name = ref.name;
+        const route = await chargedRoute(audit, () => routeOf(catalog, "prompt", name, mayUseServer(policies)));
+        await charge(audit, { server: route.serverId, tool: null });
         audit.target = { server: route.serverId, name: route.upstreamName };
         // Completing an argument is using the prompt with the arguments known so far: a conditional allow must hold
         // for them, or completion would list values (say, other customers' ids) the caller may not use.
@@ -262,6 +314,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       if (ref.type === "ref/resource" && typeof ref.uri === "string") {
         audit.tool = ref.uri;
         const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
+        await charge(audit, { server: serverId ?? null, tool: null });
         if (!serverId) {
           throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
         }
@@ -271,6 +324,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
         const redaction = await redactionFor(audit.target);
         return relay(backend, serverId, "completion/complete", params, ctx, redaction);
       }
+      await charge(audit, { server: null, tool: null });
       throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${echo(String(ref.type))}"`);
     }) as never,
   );

@@ -1,6 +1,7 @@
 /**
- * @module The gateway's own MCP tools (the seed's names): `list_tools`, `list_servers`, `server_status` and `call`,
- * and for administrators `audit_log`, `audit_stats` and `audit_verify`.
+ * @module The gateway's own MCP tools (the seed's names): `list_tools`, `list_servers`, `server_status`, `call` and
+ * `usage` (a consumer's own; an administrator's tenant's), and for administrators `audit_log`, `audit_stats` and
+ * `audit_verify`.
  * They live on the reserved server id `gateway`, so policy governs them like any tool (built-in rules allow the
  * first four to every caller and the audit tools to the `admin` role; a tenant's deny rule overrides either). The
  * audit tools are moreover for the `admin` role only, whatever a tenant's allow rules say. The caller is always the transport's principal: no
@@ -16,6 +17,7 @@ import { serverVisible, usableCounts, visibleCatalog } from "./visibility.ts";
 import { AUDIT_STATUSES, type AuditEntry } from "../audit/entry.ts";
 import { AuditCursorError, auditQueryShape, auditQuerySchema, type AuditQuery, type AuditStats } from "../audit/store.ts";
 import type { ChainVerifyResult } from "../audit/verify.ts";
+import { USAGE_GROUPS, type UsageParams, type UsageReport } from "../metering/usage-store.ts";
 
 /** What a meta-tool handler needs: the caller's view and, for `call`, the regular tools/call path. */
 export interface MetaToolContext {
@@ -26,6 +28,8 @@ export interface MetaToolContext {
   callTool(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** The caller's tenant's audit trail (never another tenant's: the tenant is the principal's, not an argument). */
   audit: AuditTrail;
+  /** The caller's tenant's usage, grouped; an error string for a period that is not one. */
+  usage(params: UsageParams): Promise<{ ok: true; report: UsageReport } | { ok: false; error: string }>;
 }
 
 /** Reads of the caller's tenant's audit trail (src/audit/store.ts behind the backend). */
@@ -61,6 +65,12 @@ const auditLogArguments = z.strictObject({
   cursor: z.string().max(256).optional(),
 });
 const auditStatsArguments = auditQuerySchema;
+const usageArguments = z.strictObject({
+  from: auditQueryShape.from,
+  to: auditQueryShape.to,
+  by: z.enum(USAGE_GROUPS).default("tool"),
+  consumer: z.string().min(1).max(256).optional(),
+});
 const callArguments = z.strictObject({
   tool: z.string().min(1).max(512),
   arguments: z.record(z.string(), z.unknown()).default({}),
@@ -147,6 +157,37 @@ const tools: MetaTool[] = [
       }
       const withheld = ctx.catalog.conflicts.filter((c) => c.serverId === id).length;
       return answer({ ...describeServer(server, ctx), registeredAt: new Date(server.registeredAt).toISOString(), withheldByNameConflicts: withheld });
+    },
+  },
+  {
+    definition: {
+      name: "usage",
+      title: "Usage",
+      description:
+        "Your calls through this gateway and what they cost, grouped by tool, server, hour (or, for administrators, consumer), for a period (default: this month so far). Administrators see the whole organisation's usage, or one consumer's.",
+      inputSchema: {
+        type: "object",
+        properties: {
+          from: auditFilterProperties.from,
+          to: auditFilterProperties.to,
+          by: { type: "string", enum: [...USAGE_GROUPS], description: "How to group (default tool)" },
+          consumer: { type: "string", description: "Administrators: only this consumer's usage" },
+        },
+        additionalProperties: false,
+      },
+      annotations: readOnly,
+    },
+    async run(args, ctx) {
+      const params = parsed(usageArguments, args, "usage");
+      const admin = ctx.principal.roles.includes(ADMIN_ROLE);
+      // A consumer's own usage only, whatever it asks; administrators may see anyone's of their tenant.
+      if (!admin && params.consumer !== undefined && params.consumer !== ctx.principal.consumer) {
+        throw new MetaToolInputError("Invalid arguments for usage: consumer: only administrators may see another consumer's usage");
+      }
+      if (!admin && params.by === "consumer") throw new MetaToolInputError("Invalid arguments for usage: by: only administrators may group by consumer");
+      const usage = await ctx.usage({ ...params, consumer: admin ? params.consumer : ctx.principal.consumer });
+      if (!usage.ok) throw new MetaToolInputError(`Invalid arguments for usage: ${usage.error}`);
+      return answer({ ...usage.report });
     },
   },
   {

@@ -31,10 +31,10 @@ export function prefixOf(exposed: string): string | undefined {
  * The gateway's own tools (the seed's names), exposed bare. They keep their names before any upstream tool: an
  * upstream tool a server exposes under one of them is withheld as a name conflict kept by the gateway.
  */
-export const GATEWAY_TOOL_NAMES = ["list_tools", "list_servers", "server_status", "call", "audit_log", "audit_stats", "audit_verify"] as const;
+export const GATEWAY_TOOL_NAMES = ["list_tools", "list_servers", "server_status", "call", "usage", "audit_log", "audit_stats", "audit_verify"] as const;
 
-/** The gateway's discovery tools and `call`: for every caller (a built-in rule; a tenant's deny overrides it). */
-export const GATEWAY_DISCOVERY_TOOLS = ["list_tools", "list_servers", "server_status", "call"] as const;
+/** The gateway's discovery tools, `call` and `usage`: for every caller (a built-in rule; a tenant's deny overrides it). */
+export const GATEWAY_DISCOVERY_TOOLS = ["list_tools", "list_servers", "server_status", "call", "usage"] as const;
 
 /** The gateway's audit tools: for the `admin` role (a built-in rule), or whichever roles a tenant's policy grants. */
 export const GATEWAY_AUDIT_TOOLS = ["audit_log", "audit_stats", "audit_verify"] as const;

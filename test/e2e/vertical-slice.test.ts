@@ -32,11 +32,11 @@ describe.each(CLIENT_KINDS)("with the %s client", (kind) => {
   it("lists both upstreams' tools, each under its server's namespace, after the gateway's own tools", async () => {
     const { tools } = await client.listTools();
     const names = tools.map((t: { name: string }) => t.name);
-    expect(names.slice(0, 4)).toEqual(["list_tools", "list_servers", "server_status", "call"]);
+    expect(names.slice(0, 5)).toEqual(["list_tools", "list_servers", "server_status", "usage", "call"]);
     expect(names).toContain("everything__echo");
     expect(names).toContain("everything__trigger-long-running-operation");
     expect(names).toContain("memory__create_entities");
-    expect(names.slice(4).every((n: string) => n.startsWith("everything__") || n.startsWith("memory__"))).toBe(true);
+    expect(names.slice(5).every((n: string) => n.startsWith("everything__") || n.startsWith("memory__"))).toBe(true);
   });
 
   it("calls a tool", async () => {

@@ -44,10 +44,13 @@ const GOLDEN_FIELDS = {
   errorMessage: null,
   latencyMs: 87,
   ruleId: "crm.rules[0]",
+  // {"name":"crm__get_customer","arguments":{"id":"c-42","note":"café €"}} and the result above, as UTF-8 JSON.
+  requestBytes: 73,
+  responseBytes: 41,
 } as const;
-const GOLDEN_HASH = "8c38148740ba1ae4a458dff902c52b10a5f448f498cef250648184e7a9a287a0";
+const GOLDEN_HASH = "cf66865994b0c5942a628b0afb3ceb8c33b08a93f347e4e13fd3aa8751594940";
 const GOLDEN_INPUT =
-  '0000000000000000000000000000000000000000000000000000000000000000{"arguments":{"id":"c-42","note":"café €"},"clientIp":"203.0.113.7","consumer":"agent-1","errorCode":null,"errorMessage":null,"keyId":"key_01","latencyMs":87,"method":"tools/call","requestId":"req-1","result":{"content":[{"text":"ok","type":"text"}]},"resultDigest":null,"ruleId":"crm.rules[0]","seq":1,"server":"crm","sessionId":null,"status":"ok","tenant":"acme","timestamp":1767225600000,"tool":"get_customer"}';
+  '0000000000000000000000000000000000000000000000000000000000000000{"arguments":{"id":"c-42","note":"café €"},"clientIp":"203.0.113.7","consumer":"agent-1","errorCode":null,"errorMessage":null,"keyId":"key_01","latencyMs":87,"method":"tools/call","requestBytes":73,"requestId":"req-1","responseBytes":41,"result":{"content":[{"text":"ok","type":"text"}]},"resultDigest":null,"ruleId":"crm.rules[0]","seq":1,"server":"crm","sessionId":null,"status":"ok","tenant":"acme","timestamp":1767225600000,"tool":"get_customer"}';
 
 describe("canonical JSON (RFC 8785)", () => {
   it("matches the RFC 8785 §3.2.2 example: numbers, string escapes, literals", () => {
@@ -96,8 +99,8 @@ describe("the entry hash", () => {
     expect(referenceHash(entry)).toBe(GOLDEN_HASH);
   });
 
-  it("covers exactly the 19 fields other than prevHash and hash, sorted", () => {
-    expect(HASHED_FIELDS).toHaveLength(19);
+  it("covers exactly the 21 fields other than prevHash and hash, sorted", () => {
+    expect(HASHED_FIELDS).toHaveLength(21);
     expect(new Set(HASHED_FIELDS)).toEqual(new Set(AUDIT_ENTRY_FIELDS.filter((f) => f !== "prevHash" && f !== "hash")));
     expect([...HASHED_FIELDS]).toEqual([...HASHED_FIELDS].sort());
   });
@@ -196,6 +199,8 @@ describe("appendEntry", () => {
     expect(() => appendEntry({ seq: 1.5, hash: "a".repeat(64) }, fields(1))).toThrow(/head/);
     expect(() => appendEntry({ seq: 3, hash: "A".repeat(64) }, fields(1))).toThrow(/head/);
     expect(() => appendEntry(null, fields(1, { latencyMs: 1.5 }))).toThrow(/latencyMs/);
+    expect(() => appendEntry(null, fields(1, { requestBytes: -1 }))).toThrow(/requestBytes/);
+    expect(() => appendEntry(null, fields(1, { responseBytes: 2.5 }))).toThrow(/responseBytes/);
     expect(() => appendEntry(null, fields(1, { timestamp: -1 }))).toThrow(/timestamp/);
     expect(() => appendEntry(null, fields(1, { status: "fine" as never }))).toThrow(/status/);
     expect(() => appendEntry(null, fields(1, { resultDigest: "xyz" }))).toThrow(/resultDigest/);

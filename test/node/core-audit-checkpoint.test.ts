@@ -16,9 +16,9 @@ import {
 } from "../../src/audit/checkpoint.ts";
 import { OTHER_PUBLIC_KEY, PRIVATE_KEY, PUBLIC_KEY } from "./core-audit-fixtures.ts";
 
-const BODY = { tenant: "acme", seq: 1, hash: "8c38148740ba1ae4a458dff902c52b10a5f448f498cef250648184e7a9a287a0", time: 1767225601000 };
+const BODY = { tenant: "acme", seq: 1, hash: "cf66865994b0c5942a628b0afb3ceb8c33b08a93f347e4e13fd3aa8751594940", time: 1767225601000 };
 /** The golden checkpoint of docs/audit-chain.md (checked with Python's `cryptography` when it was written). */
-const GOLDEN_SIGNATURE = "MpvSh_J7XBsAW3F6of8TYBf_rFn6cMrPh4B2smWt7kn7z7YHIIm5HrmlglDbAcSmfHRHq0QQXXoQnHKqyAPSDQ";
+const GOLDEN_SIGNATURE = "UsPCweDEExYQggVW6VyUMkpSHGJcnXcS300CwVm9IfgnOQcS8-bYP7L73T0LUWXtLwLUwlw2GY2aPWfP_BYlAw";
 
 /** node:crypto's Ed25519, fed the raw public key through a JWK: an implementation independent of @noble/curves. */
 function nodeVerifies(checkpoint: AuditCheckpoint, publicKey: string): boolean {
@@ -29,7 +29,7 @@ function nodeVerifies(checkpoint: AuditCheckpoint, publicKey: string): boolean {
 describe("checkpoint signatures", () => {
   it("signs the domain prefix + canonical JSON of {hash, seq, tenant, time}: the golden vector", () => {
     expect(new TextDecoder().decode(checkpointMessage(BODY))).toBe(
-      'mcp-gateway audit checkpoint v1\n{"hash":"8c38148740ba1ae4a458dff902c52b10a5f448f498cef250648184e7a9a287a0","seq":1,"tenant":"acme","time":1767225601000}',
+      'mcp-gateway audit checkpoint v1\n{"hash":"cf66865994b0c5942a628b0afb3ceb8c33b08a93f347e4e13fd3aa8751594940","seq":1,"tenant":"acme","time":1767225601000}',
     );
     const checkpoint = signCheckpoint(BODY, PRIVATE_KEY);
     expect(checkpoint).toEqual({ ...BODY, keyId: "65b60673d6ed884b", signature: GOLDEN_SIGNATURE });

@@ -1,18 +1,28 @@
 /**
  * The pure parts of audit delivery (src/audit/delivery.ts): the webhook signature (checked against node:crypto),
  * its verification (good, tampered, another tenant's key, expired, malformed), batch boundaries without gaps or
- * overlaps, the retry schedule's bounds, R2 object keys, R2 objects that verify on their own, and the config schema.
+ * overlaps, the retry schedule's bounds, R2 object keys, R2 objects that verify on their own, the S3 PUT of an object
+ * (URL in path and virtual-host style, headers, an AWS Signature V4 checked by the worker tests' independent verifier
+ * in test/worker/webhook-receiver.ts, itself checked against AWS's documented example), and the config schema.
  */
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  hasDeliverySinks,
+  OBJECT_CONTENT_TYPE,
+  objectMetadata,
   padSeq,
   planBatch,
   r2ObjectKey,
+  r2ObjectStore,
   r2ObjectText,
   RETRY_BASE_MS,
   RETRY_MAX_MS,
   retryDelayMs,
+  s3EncodeKey,
+  s3ObjectUrl,
+  s3PutRequest,
+  type S3Request,
   signWebhookBody,
   verifyWebhookSignature,
   webhookBody,
@@ -24,6 +34,7 @@ import { GENESIS_HASH } from "../../src/audit/entry.ts";
 import { verifyExport } from "../../src/audit/export-format.ts";
 import { parseGatewayConfig } from "../../src/config/schema.ts";
 import { buildChain, checkpointOf, clone, OTHER_PUBLIC_KEY, PUBLIC_KEY, TENANT } from "./core-audit-fixtures.ts";
+import { type SigV4Request, verifySigV4 } from "../worker/webhook-receiver.ts";
 
 const SECRET = "a-long-random-webhook-secret";
 const NOW = 1_767_225_600_123;
@@ -223,7 +234,136 @@ describe("R2 objects", () => {
   });
 });
 
-describe("config: audit.webhook and audit.r2", () => {
+describe("S3 objects", () => {
+  const CREDENTIALS = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" };
+  const DATETIME = "20260101T120000Z";
+  const SIGNED_AT = Date.UTC(2026, 0, 1, 12, 0, 0);
+  const TEXT = '{"type":"header"}\n{"seq":1,"note":"café ☕"}\n';
+  const KEY = r2ObjectKey("audit/", "acme", 0, 25);
+  const METADATA = objectMetadata("acme", 0, { seq: 25, keyId: "k1" });
+  const pathStyle = { endpoint: "https://s3.example.com", bucket: "audit-logs", region: "auto", pathStyle: true };
+  const virtualHost = { ...pathStyle, endpoint: "https://s3.eu-west-3.amazonaws.com", region: "eu-west-3", pathStyle: false };
+
+  /** The request as a server receives it: the path as sent, the headers fetch() sends (host added, lower case). */
+  function received(request: S3Request, body: string = request.body): SigV4Request {
+    const url = new URL(request.url);
+    const headers: Record<string, string> = { host: url.host };
+    request.headers.forEach((value, name) => void (headers[name] = value));
+    return { method: request.method, rawPath: request.url.slice(request.url.indexOf("/", url.protocol.length + 2)).split("?")[0]!, rawQuery: url.search.slice(1), headers, body: Buffer.from(body, "utf8") };
+  }
+  const secretOf = (secret: string) => (id: string) => (id === CREDENTIALS.accessKeyId ? secret : undefined);
+
+  it("are addressed path style <endpoint>/<bucket>/<key> or virtual-host style <bucket>.<host>/<key>, after the endpoint's own path", () => {
+    expect(s3ObjectUrl(pathStyle, KEY)).toBe(`https://s3.example.com/audit-logs/${KEY}`);
+    expect(s3ObjectUrl(virtualHost, KEY)).toBe(`https://audit-logs.s3.eu-west-3.amazonaws.com/${KEY}`);
+    expect(s3ObjectUrl({ endpoint: "http://127.0.0.1:9000/base/", bucket: "b-1", pathStyle: true }, "k")).toBe("http://127.0.0.1:9000/base/b-1/k");
+    expect(s3ObjectUrl({ endpoint: "https://acct.r2.cloudflarestorage.com/", bucket: "b.x", pathStyle: false }, "a/b")).toBe("https://b.x.acct.r2.cloudflarestorage.com/a/b");
+  });
+
+  it("percent-encode each key segment as SigV4's canonical URI does, so the path sent is the path signed; refuse dot segments", () => {
+    expect(s3EncodeKey("gw prod+ü/(x)!'*~._-/t:1@x/a.jsonl")).toBe("gw%20prod%2B%C3%BC/%28x%29%21%27%2A~._-/t%3A1%40x/a.jsonl");
+    expect(s3EncodeKey("a//b%2F")).toBe("a//b%252F");
+    expect(() => s3EncodeKey("a/../b")).toThrow(/"\.\."/);
+    expect(() => s3EncodeKey("./b")).toThrow(/"\."/);
+    expect(s3EncodeKey("a/.../b")).toBe("a/.../b");
+  });
+
+  it("are written with one PUT: the R2 object's bytes, content type and metadata, and its SHA-256", async () => {
+    const request = await s3PutRequest(pathStyle, CREDENTIALS, KEY, TEXT, METADATA, DATETIME);
+    expect(request.method).toBe("PUT");
+    expect(request.url).toBe(`https://s3.example.com/audit-logs/${KEY}`);
+    expect(request.body).toBe(TEXT);
+    expect(Object.fromEntries(request.headers)).toEqual({
+      authorization: expect.any(String),
+      "content-type": "application/x-ndjson; charset=utf-8",
+      "x-amz-content-sha256": createHash("sha256").update(TEXT, "utf8").digest("hex"),
+      "x-amz-date": DATETIME,
+      "x-amz-meta-tenant": "acme",
+      "x-amz-meta-startseq": "0",
+      "x-amz-meta-endseq": "25",
+      "x-amz-meta-keyid": "k1",
+    });
+    expect(OBJECT_CONTENT_TYPE).toBe("application/x-ndjson; charset=utf-8");
+  });
+
+  it("are signed AWS4-HMAC-SHA256 with the credential scope <id>/<date>/<region>/s3/aws4_request over host, the x-amz headers and the metadata", async () => {
+    const request = await s3PutRequest(pathStyle, CREDENTIALS, KEY, TEXT, METADATA, DATETIME);
+    expect(request.headers.get("authorization")).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/20260101\/auto\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-meta-endseq;x-amz-meta-keyid;x-amz-meta-startseq;x-amz-meta-tenant, Signature=[0-9a-f]{64}$/,
+    );
+    const aws = await s3PutRequest(virtualHost, CREDENTIALS, KEY, TEXT, METADATA, DATETIME);
+    expect(aws.headers.get("authorization")).toContain("Credential=AKIDEXAMPLE/20260101/eu-west-3/s3/aws4_request, ");
+    // The same bytes signed at another time: another signature.
+    const later = await s3PutRequest(pathStyle, CREDENTIALS, KEY, TEXT, METADATA, "20260101T120001Z");
+    expect(later.headers.get("authorization")).not.toBe(request.headers.get("authorization"));
+  });
+
+  it.each([
+    ["path style", pathStyle, KEY],
+    ["virtual-host style", virtualHost, KEY],
+    ["an endpoint with a path and a key needing encoding", { ...pathStyle, endpoint: "http://127.0.0.1:9000/s3/x" }, r2ObjectKey("gw prod+ü/(x)!'*~/", "t:1@x", 1000, 2000)],
+  ])("carry a signature that the independent verifier accepts (%s), and that fails for another secret, body or metadata", async (_name, target, key) => {
+    const request = await s3PutRequest(target, CREDENTIALS, key, TEXT, METADATA, DATETIME);
+    expect(verifySigV4(received(request), secretOf(CREDENTIALS.secretAccessKey), SIGNED_AT)).toMatchObject({
+      ok: true,
+      accessKeyId: "AKIDEXAMPLE",
+      date: "20260101",
+      region: target.region,
+      service: "s3",
+    });
+    expect(verifySigV4(received(request), secretOf("another-secret"), SIGNED_AT)).toMatchObject({ ok: false, status: 403, code: "SignatureDoesNotMatch" });
+    expect(verifySigV4(received(request, `${TEXT} `), secretOf(CREDENTIALS.secretAccessKey), SIGNED_AT)).toMatchObject({ ok: false, code: "XAmzContentSHA256Mismatch" });
+    const altered = received(request);
+    altered.headers["x-amz-meta-endseq"] = "26";
+    expect(verifySigV4(altered, secretOf(CREDENTIALS.secretAccessKey), SIGNED_AT)).toMatchObject({ ok: false, code: "SignatureDoesNotMatch" });
+    expect(verifySigV4({ ...received(request), rawPath: `${received(request).rawPath}x` }, secretOf(CREDENTIALS.secretAccessKey), SIGNED_AT)).toMatchObject({ ok: false, code: "SignatureDoesNotMatch" });
+    expect(verifySigV4(received(request), secretOf(CREDENTIALS.secretAccessKey), SIGNED_AT + 16 * 60_000)).toMatchObject({ ok: false, code: "RequestTimeTooSkewed" });
+  });
+
+  it("(the independent verifier reproduces AWS's documented example: GET /test.txt from examplebucket)", () => {
+    const example: SigV4Request = {
+      method: "GET",
+      rawPath: "/test.txt",
+      rawQuery: "",
+      headers: {
+        host: "examplebucket.s3.amazonaws.com",
+        range: "bytes=0-9",
+        "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "x-amz-date": "20130524T000000Z",
+        authorization:
+          "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+      },
+      body: Buffer.alloc(0),
+    };
+    const secret = (id: string) => (id === "AKIAIOSFODNN7EXAMPLE" ? "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" : undefined);
+    const at = Date.UTC(2013, 4, 24);
+    expect(verifySigV4(example, secret, at)).toMatchObject({ ok: true, region: "us-east-1" });
+    const wrong = verifySigV4({ ...example, headers: { ...example.headers, range: "bytes=0-10" } }, secret, at);
+    expect(wrong).toMatchObject({ ok: false, code: "SignatureDoesNotMatch" });
+    // The documented string to sign of the untampered request, whose canonical request hashes to 7344ae5b….
+    const tampered = verifySigV4({ ...example, headers: { ...example.headers, authorization: example.headers.authorization!.replace(/Signature=.*/, `Signature=${"0".repeat(64)}`) } }, secret, at);
+    expect(!tampered.ok && tampered.stringToSign).toBe("AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
+    expect(verifySigV4({ ...example, headers: { ...example.headers, authorization: undefined } }, secret, at)).toMatchObject({ ok: false, code: "AccessDenied" });
+  });
+
+  it("go to R2 with the same content type and metadata, checked against their SHA-256", async () => {
+    const calls: unknown[][] = [];
+    const bucket = { put: async (...args: unknown[]) => void calls.push(args) } as unknown as R2Bucket;
+    await r2ObjectStore(bucket).put(KEY, TEXT, METADATA);
+    expect(calls).toEqual([
+      [KEY, TEXT, { httpMetadata: { contentType: OBJECT_CONTENT_TYPE }, customMetadata: { tenant: "acme", startSeq: "0", endSeq: "25", keyId: "k1" }, sha256: createHash("sha256").update(TEXT, "utf8").digest("hex") }],
+    ]);
+  });
+
+  it("(a config with any of webhook, r2, s3 has delivery sinks)", () => {
+    expect(hasDeliverySinks(undefined)).toBe(false);
+    expect(hasDeliverySinks({ enabled: true, hashChain: true, failureMode: "closed" })).toBe(false);
+    expect(hasDeliverySinks({ enabled: true, hashChain: true, failureMode: "closed", s3: { endpoint: "https://x.example", bucket: "abc", region: "auto", prefix: "audit/", pathStyle: true } })).toBe(true);
+    expect(hasDeliverySinks({ enabled: true, hashChain: true, failureMode: "closed", r2: { prefix: "audit/" } })).toBe(true);
+  });
+});
+
+describe("config: audit.webhook, audit.r2 and audit.s3", () => {
   const parse = (audit: string) => parseGatewayConfig(`audit:\n${audit}`);
 
   it.each(["https://siem.example.com/hooks/audit?src=gw", "http://localhost:8080/hook", "http://127.0.0.1:9/x", "http://[::1]:8080/"])("accepts %s", (url) => {
@@ -251,5 +391,36 @@ describe("config: audit.webhook and audit.r2", () => {
     expect(custom.ok && custom.config.audit?.r2).toEqual({ prefix: "gw/prod/" });
     expect(parse(`  r2: { prefix: "/abs/" }\n`).ok).toBe(false);
     expect(parse(`  r2: { prefix: "a\\nb" }\n`).ok).toBe(false);
+  });
+});
+
+describe("config: audit.s3", () => {
+  const parse = (s3: string) => parseGatewayConfig(`audit:\n  s3: ${s3}\n`);
+
+  it("defaults region to auto, prefix to audit/ and pathStyle to true", () => {
+    const result = parse(`{ endpoint: "https://acct.r2.cloudflarestorage.com", bucket: "audit-logs" }`);
+    expect(result.ok && result.config.audit?.s3).toEqual({ endpoint: "https://acct.r2.cloudflarestorage.com", bucket: "audit-logs", region: "auto", prefix: "audit/", pathStyle: true });
+    const custom = parse(`{ endpoint: "http://127.0.0.1:9000", bucket: "a.b_c-1", region: "eu-west-3", prefix: "gw/prod/", pathStyle: false }`);
+    expect(custom.ok && custom.config.audit?.s3).toEqual({ endpoint: "http://127.0.0.1:9000", bucket: "a.b_c-1", region: "eu-west-3", prefix: "gw/prod/", pathStyle: false });
+  });
+
+  it.each([
+    ["a plain http endpoint off loopback", `{ endpoint: "http://s3.example.com", bucket: "abc" }`, /audit\.s3\.endpoint: must be an https:\/\/ URL/],
+    ["an endpoint with a query", `{ endpoint: "https://s3.example.com/?x=1", bucket: "abc" }`, /audit\.s3\.endpoint: must have no query/],
+    ["an endpoint with credentials", `{ endpoint: "https://id:secret@s3.example.com", bucket: "abc" }`, /audit\.s3\.endpoint/],
+    ["no bucket", `{ endpoint: "https://s3.example.com" }`, /audit\.s3\.bucket/],
+    ["an upper-case bucket", `{ endpoint: "https://s3.example.com", bucket: "Audit" }`, /audit\.s3\.bucket/],
+    ["a 2-character bucket", `{ endpoint: "https://s3.example.com", bucket: "ab" }`, /audit\.s3\.bucket/],
+    ["a bucket with a slash", `{ endpoint: "https://s3.example.com", bucket: "a/b" }`, /audit\.s3\.bucket/],
+    ["a region with a space", `{ endpoint: "https://s3.example.com", bucket: "abc", region: "us east" }`, /audit\.s3\.region/],
+    ["a prefix starting with /", `{ endpoint: "https://s3.example.com", bucket: "abc", prefix: "/a/" }`, /audit\.s3\.prefix: must not start with \//],
+    ["a prefix with a .. segment", `{ endpoint: "https://s3.example.com", bucket: "abc", prefix: "a/../" }`, /audit\.s3\.prefix: must not have a \. or \.\. path segment/],
+    ["a prefix with a . segment", `{ endpoint: "https://s3.example.com", bucket: "abc", prefix: "./" }`, /audit\.s3\.prefix/],
+    ["a prefix with a control character", `{ endpoint: "https://s3.example.com", bucket: "abc", prefix: "a\\tb/" }`, /audit\.s3\.prefix/],
+    ["credentials in the config", `{ endpoint: "https://s3.example.com", bucket: "abc", accessKeyId: "AKID" }`, /accessKeyId/],
+  ])("refuses %s", (_name, s3, error) => {
+    const result = parse(s3);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.errors.join("\n")).toMatch(error);
   });
 });

@@ -35,6 +35,8 @@ export function fields(i: number, overrides: Partial<AuditFields> = {}): AuditFi
     errorMessage: status === "error" ? "upstream failed" : status === "denied" ? "denied by rule crm.rules[1]" : null,
     latencyMs: 10 + (i % 90),
     ruleId: status === "denied" ? "crm.rules[1]" : status === "ok" ? "crm.rules[0]" : null,
+    requestBytes: 120 + (i % 40),
+    responseBytes: status === "ok" ? 80 + (i % 25) : 60,
     ...overrides,
   };
 }

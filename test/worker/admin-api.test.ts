@@ -454,6 +454,9 @@ describe("the OpenAPI document", () => {
     ["get", "/admin/v1/audit/head"],
     ["post", "/admin/v1/audit/verify"],
     ["get", "/admin/v1/audit/export"],
+    ["get", "/admin/v1/usage"],
+    ["get", "/admin/v1/usage/chargeback"],
+    ["post", "/admin/v1/usage/stripe"],
   ] as const;
 
   it("is OpenAPI 3.1, needs no credential, and lists every documented operation with the bearer scheme", async () => {

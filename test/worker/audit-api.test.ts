@@ -76,6 +76,8 @@ const varied: Make = (tenant, i) => {
     errorMessage: status === "ok" ? null : `failed ${i}`,
     latencyMs: (i * 37) % 101,
     ruleId: status === "ok" || status === "denied" ? `p.rules[${i % 3}]` : null,
+    requestBytes: 30 + i,
+    responseBytes: result === null ? 40 : 45,
   };
 };
 
@@ -101,6 +103,8 @@ const full: Make = (tenant, i) => {
     errorMessage: "upstream failed",
     latencyMs: 40 + i,
     ruleId: "p.rules[0]",
+    requestBytes: 60 + i,
+    responseBytes: 70,
   };
 };
 
@@ -522,19 +526,20 @@ async function storedRow(tenant: string, seq: number): Promise<AuditEntry> {
 async function overwrite(entry: AuditEntry): Promise<void> {
   const row = entryToRow(entry);
   await run(
-    "UPDATE audit_entries SET timestamp = ?, consumer = ?, key_id = ?, client_ip = ?, request_id = ?, session_id = ?, server = ?, method = ?, tool = ?, arguments = ?, result = ?, result_digest = ?, status = ?, error_code = ?, error_message = ?, latency_ms = ?, rule_id = ?, prev_hash = ?, hash = ? WHERE tenant_id = ? AND seq = ?",
+    "UPDATE audit_entries SET timestamp = ?, consumer = ?, key_id = ?, client_ip = ?, request_id = ?, session_id = ?, server = ?, method = ?, tool = ?, arguments = ?, result = ?, result_digest = ?, status = ?, error_code = ?, error_message = ?, latency_ms = ?, rule_id = ?, request_bytes = ?, response_bytes = ?, prev_hash = ?, hash = ? WHERE tenant_id = ? AND seq = ?",
     row.timestamp, row.consumer, row.keyId, row.clientIp, row.requestId, row.sessionId, row.server, row.method, row.tool, row.arguments, row.result,
-    row.resultDigest, row.status, row.errorCode, row.errorMessage, row.latencyMs, row.ruleId, row.prevHash, row.hash, row.tenantId, row.seq,
+    row.resultDigest, row.status, row.errorCode, row.errorMessage, row.latencyMs, row.ruleId, row.requestBytes, row.responseBytes, row.prevHash, row.hash, row.tenantId, row.seq,
   );
 }
 
 async function insertRow(entry: AuditEntry): Promise<void> {
   const row = entryToRow(entry);
-  const columns = "tenant_id, seq, timestamp, consumer, key_id, client_ip, request_id, session_id, server, method, tool, arguments, result, result_digest, status, error_code, error_message, latency_ms, rule_id, prev_hash, hash";
+  const columns = "tenant_id, seq, timestamp, consumer, key_id, client_ip, request_id, session_id, server, method, tool, arguments, result, result_digest, status, error_code, error_message, latency_ms, rule_id, request_bytes, response_bytes, prev_hash, hash";
   await run(
     `INSERT INTO audit_entries (${columns}) VALUES (${columns.split(",").map(() => "?").join(", ")})`,
     row.tenantId, row.seq, row.timestamp, row.consumer, row.keyId, row.clientIp, row.requestId, row.sessionId, row.server, row.method, row.tool,
-    row.arguments, row.result, row.resultDigest, row.status, row.errorCode, row.errorMessage, row.latencyMs, row.ruleId, row.prevHash, row.hash,
+    row.arguments, row.result, row.resultDigest, row.status, row.errorCode, row.errorMessage, row.latencyMs, row.ruleId, row.requestBytes, row.responseBytes,
+    row.prevHash, row.hash,
   );
 }
 
@@ -668,6 +673,8 @@ describe("tamper detection through the API", () => {
     { column: "error_message", set: "error_message = 'nothing happened'", reasons: ["hash-mismatch"] },
     { column: "latency_ms", set: "latency_ms = latency_ms + 1", reasons: ["hash-mismatch"] },
     { column: "rule_id", set: "rule_id = 'p.rules[9]'", reasons: ["hash-mismatch"] },
+    { column: "request_bytes", set: "request_bytes = request_bytes + 1", reasons: ["hash-mismatch"] },
+    { column: "response_bytes", set: "response_bytes = 0", reasons: ["hash-mismatch"] },
     { column: "prev_hash", set: `prev_hash = '${HEX("0")}'`, reasons: ["hash-mismatch", "broken-link"] },
     { column: "hash", set: `hash = '${HEX("f")}'`, reasons: ["hash-mismatch", "broken-link"] },
     ...NULLABLE.map((column) => ({ column, set: `${column} = NULL`, reasons: ["hash-mismatch"] })),
@@ -675,7 +682,7 @@ describe("tamper detection through the API", () => {
 
   it("covers every column of audit_entries", async () => {
     const { results } = await env.DB.prepare("PRAGMA table_info(audit_entries)").all<{ name: string }>();
-    expect(results.length).toBe(21);
+    expect(results.length).toBe(23);
     expect(new Set(edits.map((e) => e.column))).toEqual(new Set(results.map((r) => r.name)));
   });
 

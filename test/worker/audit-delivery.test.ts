@@ -5,21 +5,23 @@
  * R2 bucket Miniflare provides for wrangler.toml's AUDIT_BUCKET: batches in order, signed, without gaps or
  * duplicates; failures retried with backoff and delivered exactly once; a batch resent identically; restarts resuming
  * from the persisted cursor; late checkpoints; retention gaps; no secret; a hung receiver; concurrent runs; R2
- * objects that each verify offline.
+ * objects that each verify offline; and the same objects PUT to the receiver's minimal S3-compatible endpoint, whose
+ * AWS Signature V4 it checks on its own (node:crypto, from the spec): same keys and bytes as R2, a wrong secret refused
+ * and retried, failures retried with each key written once, no credentials.
  *
  * The tenants here have no applied config, so the object's own alarm (whatever it delivers) never sends anything
  * for them: every delivery below is the test's own call.
  */
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, inject, it } from "vitest";
-import { AuditDelivery, type AuditDeliveryOptions, type DeliverySinkState, RETRY_MAX_MS, verifyWebhookSignature, webhookSigningKey, type WebhookPayload } from "../../src/audit/delivery.ts";
+import { describe, expect, inject, it, vi } from "vitest";
+import { AuditDelivery, type AuditDeliveryOptions, type DeliverySinkState, r2ObjectKey, RETRY_MAX_MS, verifyWebhookSignature, webhookSigningKey, type WebhookPayload } from "../../src/audit/delivery.ts";
 import type { AuditLogDurableObject } from "../../src/audit/durable-object.ts";
 import { verifyExport } from "../../src/audit/export-format.ts";
 import { verifyChain } from "../../src/audit/verify.ts";
 import type { PublishedConfig } from "../../src/config/publish.ts";
 import type { Env } from "../../src/env.ts";
 import { auditFields } from "./fixtures.ts";
-import type { ReceivedDelivery } from "./webhook-receiver.ts";
+import type { ReceivedDelivery, ReceivedPut, StoredObject } from "./webhook-receiver.ts";
 
 type Audit = NonNullable<PublishedConfig["audit"]>;
 
@@ -470,6 +472,167 @@ describe("R2", () => {
       ["r2", 30],
       ["webhook", 30],
     ]);
+  });
+});
+
+describe("S3", () => {
+  const BUCKET = "audit-logs";
+  /** The receiver's S3 endpoint for a channel: path style under <base>/s3/<channel>. */
+  const s3Audit = (channel: string, options: { prefix?: string; region?: string; r2Prefix?: string } = {}): Audit => ({
+    enabled: true,
+    hashChain: true,
+    failureMode: "closed",
+    s3: { endpoint: `${RECEIVER}/s3/${channel}`, bucket: BUCKET, region: options.region ?? "auto", prefix: options.prefix ?? "audit/", pathStyle: true },
+    ...(options.r2Prefix !== undefined ? { r2: { prefix: options.r2Prefix } } : {}),
+  });
+
+  async function s3(channel: string): Promise<{ puts: ReceivedPut[]; objects: StoredObject[] }> {
+    return (await fetch(`${RECEIVER}/control/${channel}/s3`)).json();
+  }
+
+  async function r2Objects(prefix: string): Promise<{ key: string; text: string }[]> {
+    const listed = await env.AUDIT_BUCKET!.list({ prefix });
+    return Promise.all(listed.objects.map(async (o) => ({ key: o.key, text: await (await env.AUDIT_BUCKET!.get(o.key))!.text() })));
+  }
+
+  const pad = (n: number) => String(n).padStart(16, "0");
+
+  it("are written by the object's own alarm for a tenant whose applied config names only S3", async () => {
+    const { tenant, channel } = fresh("s3-alarm");
+    await env.DB.prepare("INSERT INTO tenants (id, name, config, config_version) VALUES (?, ?, ?, 1)")
+      .bind(tenant, tenant, JSON.stringify({ tenant, authType: "api-key", servers: [], policies: [], audit: s3Audit(channel) }))
+      .run();
+    const stub = auditLog(tenant);
+    for (let i = 1; i <= 30; i++) await stub.append(fields(tenant, i)); // a checkpoint at 25 (every 25 in the tests)
+    for (let i = 0; i < 10 && (await s3(channel)).objects.length === 0; i++) await runDurableObjectAlarm(stub);
+    expect((await s3(channel)).objects.map((o) => [o.bucket, o.key])).toEqual([[BUCKET, `audit/${tenant}/${pad(0)}-${pad(25)}.jsonl`]]);
+  });
+
+  it("PUTs the R2 sink's objects, same keys and same bytes, signed (checked by the receiver), each verifying with the public key", async () => {
+    const { tenant, channel } = fresh("s3");
+    await append(tenant, 1, 60); // checkpoints at 25, 50 and 60
+    // R2 and S3 side by side, under the same prefix: the two stores must end up with the same objects.
+    expect(await deliverAll(tenant, s3Audit(channel, { r2Prefix: "same/", prefix: "same/" }))).toBeNull();
+    const { puts, objects } = await s3(channel);
+    const keys = [[0, 25], [25, 50], [50, 60]].map(([a, b]) => `same/${tenant}/${pad(a!)}-${pad(b!)}.jsonl`);
+    expect(objects.map((o) => o.key)).toEqual(keys);
+    const r2 = await r2Objects(`same/${tenant}/`);
+    expect(objects.map((o) => [o.key, o.body])).toEqual(r2.map((o) => [o.key, o.text]));
+    const key = await publicKey(tenant);
+    for (const [i, object] of objects.entries()) {
+      const [start, end] = [[0, 25], [25, 50], [50, 60]][i]!;
+      expect(await verifyExport(object.body.split("\n"), key), object.key).toMatchObject({ ok: true, entries: end! - start!, firstSeq: start! + 1, head: { seq: end } });
+      expect(object).toMatchObject({ bucket: BUCKET, writes: 1, contentType: "application/x-ndjson; charset=utf-8" });
+      expect(object.metadata).toEqual({ tenant, startseq: String(start), endseq: String(end), keyid: expect.any(String) });
+    }
+    for (const put of puts) {
+      expect(put).toMatchObject({ method: "PUT", answered: 200, rawPath: `/s3/${channel}/${BUCKET}/${put.key}` });
+      expect(put.auth).toMatchObject({ ok: true, accessKeyId: env.AUDIT_S3_ACCESS_KEY_ID, region: "auto", service: "s3" });
+      expect(put.auth.ok && put.auth.signedHeaders).toEqual(expect.arrayContaining(["host", "x-amz-date", "x-amz-content-sha256", "x-amz-meta-tenant", "x-amz-meta-keyid"]));
+      // The payload is signed (its SHA-256), not UNSIGNED-PAYLOAD.
+      expect(put.contentSha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect((await sinks(tenant)).map((s) => [s.sink, s.cursorSeq, s.delivered])).toEqual([
+      ["r2", 60, 3],
+      ["s3", 60, 3],
+    ]);
+    // Caught up: nothing more is sent.
+    expect(await deliverAll(tenant, s3Audit(channel, { prefix: "same/" }))).toBeNull();
+    expect((await s3(channel)).puts).toHaveLength(3);
+  });
+
+  it("is refused by the store under a wrong secret (403, SignatureDoesNotMatch) and retried, the cursor not moving until it is accepted", async () => {
+    const { tenant, channel } = fresh("s3secret");
+    await append(tenant, 1, 30); // checkpoints at 25 and 30
+    const audit = s3Audit(channel, { region: "eu-test-1" });
+    const wrong = { ...env, AUDIT_S3_SECRET_ACCESS_KEY: "not-the-secret" } as Env;
+    let now = Date.now();
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const next = await deliverOnce(tenant, audit, now, { env: wrong });
+      expect(next).toBeGreaterThan(now);
+      expect(await sinks(tenant)).toMatchObject([{ sink: "s3", cursorSeq: 0, delivered: 0, failures: attempt, lastError: expect.stringContaining("answered 403 (SignatureDoesNotMatch)") }]);
+      now = next!;
+    }
+    expect((await s3(channel)).objects).toEqual([]);
+    expect(await deliverAll(tenant, audit, now)).toBeNull();
+    const { puts, objects } = await s3(channel);
+    const first = `audit/${tenant}/${pad(0)}-${pad(25)}.jsonl`;
+    expect(puts.map((p) => [p.key, p.answered, p.auth.ok ? "signed" : p.auth.code])).toEqual([
+      [first, 403, "SignatureDoesNotMatch"],
+      [first, 403, "SignatureDoesNotMatch"],
+      [first, 200, "signed"],
+      [`audit/${tenant}/${pad(25)}-${pad(30)}.jsonl`, 200, "signed"],
+    ]);
+    expect(puts.at(-1)!.auth).toMatchObject({ region: "eu-test-1" });
+    expect(objects.map((o) => o.writes)).toEqual([1, 1]);
+    expect(await sinks(tenant)).toMatchObject([{ sink: "s3", cursorSeq: 30, failures: 0, lastError: null, delivered: 2 }]);
+  });
+
+  it("retries a failing store with backoff, resending the same bytes, and writes each key once; a key needing encoding arrives as R2 would name it", async () => {
+    const { tenant, channel } = fresh("s3retry");
+    const prefix = "gw prod+ü/(x)!~/";
+    await append(tenant, 1, 55);
+    await failNext(channel, 3, { status: 503 });
+    let now = Date.now();
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const next = await deliverOnce(tenant, s3Audit(channel, { prefix }), now);
+      expect(next).toBeGreaterThan(now);
+      // Before the retry time nothing is sent.
+      expect(await deliverOnce(tenant, s3Audit(channel, { prefix }), next! - 1)).toBe(next);
+      expect(await sinks(tenant)).toMatchObject([{ sink: "s3", cursorSeq: 0, failures: attempt, lastError: expect.stringContaining("answered 503 (InternalError)") }]);
+      now = next!;
+    }
+    expect(await deliverAll(tenant, s3Audit(channel, { prefix }), now)).toBeNull();
+    const { puts, objects } = await s3(channel);
+    const keys = [[0, 25], [25, 50], [50, 55]].map(([a, b]) => r2ObjectKey(prefix, tenant, a!, b!));
+    expect(puts.map((p) => [p.key, p.answered])).toEqual([
+      [keys[0], 503],
+      [keys[0], 503],
+      [keys[0], 503],
+      [keys[0], 200],
+      [keys[1], 200],
+      [keys[2], 200],
+    ]);
+    expect(new Set(puts.slice(0, 4).map((p) => p.body)).size).toBe(1);
+    expect(puts.every((p) => p.auth.ok)).toBe(true);
+    expect(objects.map((o) => [o.key, o.writes])).toEqual(keys.map((k) => [k, 1]));
+    const key = await publicKey(tenant);
+    for (const object of objects) expect(await verifyExport(object.body.split("\n"), key)).toMatchObject({ ok: true });
+    expect(await sinks(tenant)).toMatchObject([{ sink: "s3", cursorSeq: 55, failures: 0, delivered: 3 }]);
+  });
+
+  it("gives up on a store that does not answer within the timeout, and retries", async () => {
+    const { tenant, channel } = fresh("s3hang");
+    await append(tenant, 1, 5);
+    await failNext(channel, 1, { hang: true });
+    const options = { delivery: { timeoutMs: 300 } };
+    const next = await deliverOnce(tenant, s3Audit(channel), Date.now(), options);
+    expect(next).not.toBeNull();
+    expect(await sinks(tenant)).toMatchObject([{ sink: "s3", cursorSeq: 0, failures: 1, lastError: expect.stringContaining("no answer within 300 ms") }]);
+    expect(await deliverAll(tenant, s3Audit(channel), next!, options)).toBeNull();
+    expect((await s3(channel)).puts.map((p) => p.answered)).toEqual(["hung", 200]);
+  });
+
+  it("sends nothing without the credentials, logging it and keeping the cursor, and starts from the beginning once they are set", async () => {
+    const { tenant, channel } = fresh("s3none");
+    await append(tenant, 1, 30);
+    const now = Date.now();
+    const errors = vi.spyOn(console, "error");
+    try {
+      for (const missing of [{ AUDIT_S3_ACCESS_KEY_ID: undefined }, { AUDIT_S3_SECRET_ACCESS_KEY: undefined }, { AUDIT_S3_ACCESS_KEY_ID: undefined, AUDIT_S3_SECRET_ACCESS_KEY: undefined }]) {
+        errors.mockClear();
+        expect(await deliverOnce(tenant, s3Audit(channel), now, { env: { ...env, ...missing } as Env })).toBe(now + RETRY_MAX_MS);
+        const logged = errors.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>);
+        expect(logged).toEqual([expect.objectContaining({ level: "error", event: "audit.delivery_unconfigured", tenant, sink: "s3" })]);
+        for (const name of Object.keys(missing)) expect(String(logged[0]!.detail)).toContain(name);
+      }
+    } finally {
+      errors.mockRestore();
+    }
+    expect((await s3(channel)).puts).toHaveLength(0);
+    expect(await sinks(tenant)).toMatchObject([{ sink: "s3", cursorSeq: 0, delivered: 0, failures: 0 }]);
+    expect(await deliverAll(tenant, s3Audit(channel), now)).toBeNull();
+    expect((await s3(channel)).objects.map((o) => o.key)).toEqual([`audit/${tenant}/${pad(0)}-${pad(25)}.jsonl`, `audit/${tenant}/${pad(25)}-${pad(30)}.jsonl`]);
   });
 });
 

@@ -23,7 +23,13 @@ let counter = 0;
 export const ALLOW_ALL = [{ id: "allow-all", roles: ["reader"], rules: [{ action: "allow" }] }];
 
 export async function seedTenant(
-  options: { keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[] }[]; policies?: unknown[]; servers?: unknown[]; redaction?: unknown } = {},
+  options: {
+    keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[]; consumerId?: string }[];
+    policies?: unknown[];
+    servers?: unknown[];
+    redaction?: unknown;
+    rateLimit?: unknown;
+  } = {},
 ) {
   const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
   const apiKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
@@ -35,6 +41,7 @@ export async function seedTenant(
     policies: options.policies ?? ALLOW_ALL,
     servers: options.servers ?? [],
     ...(options.redaction ? { redaction: options.redaction } : {}),
+    ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
   });
   const sql = await seedStatements(config, { id: "local", name: "local", tokenHash: await sha256Hex(connectorToken) });
   for (const statement of sql.trim().split("\n")) await env.DB.prepare(statement).run();
@@ -212,7 +219,7 @@ export async function answerNextRpc(connector: FakeConnector, result: Record<str
 }
 
 /** The gateway's own tools, listed to every caller the built-in policy lets use them. */
-export const GATEWAY_TOOLS = ["list_tools", "list_servers", "server_status", "call"];
+export const GATEWAY_TOOLS = ["list_tools", "list_servers", "server_status", "call", "usage"];
 
 /** The names of a tools/list answer's tools, without the gateway's own. */
 export function upstreamToolNames(message: Record<string, any> | undefined): string[] {
@@ -253,5 +260,7 @@ export function auditFields(tenant: string, i: number): AuditFields {
     errorMessage: null,
     latencyMs: 1,
     ruleId: null,
+    requestBytes: 40 + i,
+    responseBytes: 50,
   };
 }

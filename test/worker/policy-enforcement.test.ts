@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { LINK_PROTOCOL_VERSION, type ServerReport } from "../../src/link/protocol.ts";
 import { answerNextRpc, echoServer, FakeConnector, mcpAnswer, rpcRequest, seedTenant } from "./fixtures.ts";
 
-const META_TOOLS = ["call", "list_servers", "list_tools", "server_status"];
+const META_TOOLS = ["call", "list_servers", "list_tools", "server_status", "usage"];
 
 /** The policy test server: four tools with distinct name shapes, two prompts, two resources and a template. */
 function crmServer(): ServerReport {
@@ -396,7 +396,7 @@ describe("the gateway's own tools under policy", () => {
       },
     ]);
     const names = await listed(t, "tools/list", "tools");
-    expect(names).toEqual(["crm__admin_x", "crm__delete_c", "crm__get_a", "crm__search_b", "list_servers", "list_tools", "server_status"]);
+    expect(names).toEqual(["crm__admin_x", "crm__delete_c", "crm__get_a", "crm__search_b", "list_servers", "list_tools", "server_status", "usage"]);
     const refused = await mcpAnswer(tool("call", { tool: "crm__get_a" }), t.apiKey);
     expect(refused.error).toEqual({
       code: -32003,

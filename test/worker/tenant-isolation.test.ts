@@ -22,7 +22,7 @@ import {
   seedTenant,
 } from "./fixtures.ts";
 
-const META_TOOLS = ["call", "list_servers", "list_tools", "server_status"];
+const META_TOOLS = ["call", "list_servers", "list_tools", "server_status", "usage"];
 const ADMIN = "/admin/v1";
 
 const secret = () => `gw_${crypto.randomUUID().replace(/-/g, "")}`;
