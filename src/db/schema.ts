@@ -74,10 +74,21 @@ export const apiKeys = sqliteTable(
      */
     revokedAt: integer("revoked_at", { mode: "number" }),
     createdAt: createdAt(),
+    /**
+     * Rotation grace: the digest of the key this one replaced, which keeps working until `previous_expires_at`
+     * (epoch ms). NULL when there is no grace running.
+     */
+    previousKeyHash: text("previous_key_hash"),
+    previousExpiresAt: integer("previous_expires_at", { mode: "number" }),
+    /** Epoch ms of the key's last accepted use, written at most once a minute per key (not on every call). */
+    lastUsedAt: integer("last_used_at", { mode: "number" }),
+    /** JSON `{allow: string[], deny: string[]}` of CIDRs for this key (on top of the tenant's ipFilter), or NULL. */
+    ipFilter: text("ip_filter", { mode: "json" }).$type<{ allow: string[]; deny: string[] }>(),
   },
   (t) => [
     primaryKey({ columns: [t.tenantId, t.id] }),
     uniqueIndex("api_keys_key_hash").on(t.keyHash),
+    uniqueIndex("api_keys_previous_key_hash").on(t.previousKeyHash),
     foreignKey({ columns: [t.tenantId, t.consumerId], foreignColumns: [consumers.tenantId, consumers.id] }).onDelete("cascade"),
   ],
 );
