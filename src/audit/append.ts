@@ -7,6 +7,8 @@ import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { log } from "../log.ts";
 import { GatewayErrorCode } from "../mcp/errors.ts";
+import { chargeCall } from "../ratelimit/charge.ts";
+import { limitPlan } from "../ratelimit/limits.ts";
 import type { AuditFields } from "./entry.ts";
 import type { AuditReceipt } from "./durable-object.ts";
 
@@ -37,12 +39,20 @@ export async function flushAuditLog(env: Env, tenant: string): Promise<void> {
 
 /**
  * Records a refused credential that names its key. The refusal stands whatever happens here, so a failure to write
- * is logged and not raised (there is no result to withhold).
+ * is logged and not raised (there is no result to withhold). Each recorded refusal costs the key's consumer a token
+ * of its rate limit, like any call: a leaked, revoked key hammering the gateway fills the tenant's chain no faster
+ * than its limit allows; refusals past it are logged, not recorded.
  */
 export async function auditRefusal(env: Env, db: Database, who: IdentifiedRefusal, headers: Headers, message: string, startedAt: number): Promise<void> {
   try {
     const config = await tenantConfig(db, who.tenant).catch(() => undefined);
     if (config?.published?.audit?.enabled === false) return;
+    const plan = limitPlan(config?.published?.rateLimit, { consumer: who.consumer, keyId: who.keyId }, { server: null, tool: null });
+    const verdict = await chargeCall(env, who.tenant, plan);
+    if (!verdict.admitted) {
+      log({ event: "audit.refusal_not_recorded", tenant: who.tenant, keyId: who.keyId, reason: verdict.kind }, "warn");
+      return;
+    }
     await appendAuditEntry(env, {
       timestamp: startedAt,
       tenant: who.tenant,

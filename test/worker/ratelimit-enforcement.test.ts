@@ -8,7 +8,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AuditEntry } from "../../src/audit/entry.ts";
 import { readAuditEntries } from "../../src/audit/store.ts";
-import { answerEveryRpc, echoServer, FakeConnector, mcpAnswer, rpcRequest, seedTenant } from "./fixtures.ts";
+import { answerEveryRpc, echoServer, FakeConnector, mcpAnswer, mcpPost, rpcRequest, seedTenant } from "./fixtures.ts";
 
 const call = (name: string, args: Record<string, unknown> = {}, id = 1) => rpcRequest("tools/call", { name, arguments: args }, id);
 
@@ -53,6 +53,16 @@ describe("rate limits on /mcp", () => {
     expect((await mcpAnswer(call("crm__nothing"), t.apiKey)).error.code).toBe(-32602);
     expect((await mcpAnswer(call("crm__echo"), t.apiKey)).error.code).toBe(-32029);
     expect((await entries(t.tenant)).map((e) => e.status)).toEqual(["denied", "unknown", "limited"]);
+  });
+
+  it("records a revoked key's attempts only as fast as its consumer's limit allows", async () => {
+    const t = await tenantWith({ defaultPerMinute: 2 });
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = 1 WHERE tenant_id = ? AND id = 'agent'").bind(t.tenant).run();
+    for (let i = 0; i < 5; i++) expect((await mcpPost(call("crm__echo"), t.apiKey)).status).toBe(401);
+    expect((await entries(t.tenant)).map((e) => [e.method, e.status])).toEqual([
+      ["authenticate", "unauthenticated"],
+      ["authenticate", "unauthenticated"],
+    ]);
   });
 
   it("applies tool rules on top of the consumer's bucket, per tool glob", async () => {
