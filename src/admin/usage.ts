@@ -14,8 +14,12 @@ import { buildMeterEvents, recordMeterEvents, sendMeterEvents, type MeterEventFa
 import { currentUsage, hourPeriod, MAX_USAGE_HOURS, monthPeriod, type UsageParams, type UsageReport } from "../metering/usage-store.ts";
 export type { UsageParams };
 import { AdminError } from "./errors.ts";
+import { flushAuditLog } from "../audit/append.ts";
 
 export const CSV = "text/csv; charset=utf-8";
+/** A month's meter events are built at least this long after it ended (longer than any call's timeout). */
+export const STRIPE_SETTLE_MS = 60 * 60 * 1000;
+
 
 /** The tenant's `metering:` section as applied (read from D1, not the per-isolate cache: an apply shows at once). */
 export async function tenantMetering(env: Env, tenant: string): Promise<MeteringConfig> {
@@ -89,9 +93,11 @@ export interface StripeAnswer {
 export async function stripeEventsOf(env: Env, tenant: string, month: string, now: number = Date.now(), options: { fetch?: typeof fetch } = {}): Promise<StripeAnswer> {
   const range = monthPeriod(month);
   if (!range) throw new AdminError("bad_request", `period must be a calendar month YYYY-MM, not "${month}"`);
-  if (range.to > now) {
-    throw new AdminError("bad_request", `${month} has not ended yet: its meter events would carry a partial value, and an event is sent once; ask again after ${new Date(range.to).toISOString()}`);
+  // Calls that started before the month's end may still be landing, and entries shipping: an event is sent once.
+  if (range.to + STRIPE_SETTLE_MS > now) {
+    throw new AdminError("bad_request", `${month} has not settled yet: its meter events would carry a partial value, and an event is sent once; ask again after ${new Date(range.to + STRIPE_SETTLE_MS).toISOString()}`);
   }
+  await flushAuditLog(env, tenant);
   const metering = await tenantMetering(env, tenant);
   if (!metering.stripe) throw new AdminError("bad_request", "This tenant's gateway.yaml has no metering.stripe section (eventName and customers): there is no meter to send to");
   const priced = metering.prices.length > 0;

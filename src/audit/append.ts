@@ -31,7 +31,7 @@ export function appendAuditEntry(env: Env, fields: AuditFields): Promise<AuditRe
  */
 export async function flushAuditLog(env: Env, tenant: string): Promise<void> {
   try {
-    await auditLog(env, tenant).flush();
+    await auditLog(env, tenant).sync();
   } catch (error) {
     log({ event: "audit.flush_failed", tenant, detail: (error as Error).message }, "warn");
   }

@@ -174,6 +174,12 @@ export class AuditLogDurableObject extends DurableObject<Env> {
     return this.state();
   }
 
+  /** Ships everything to D1 without signing a checkpoint (for readers: a read must not make the object sign). */
+  async sync(): Promise<AuditLogState> {
+    await this.ship();
+    return this.state();
+  }
+
   override async alarm(): Promise<void> {
     this.alarmAt = undefined;
     const now = Date.now();
@@ -216,12 +222,14 @@ export class AuditLogDurableObject extends DurableObject<Env> {
       if (days === undefined) return;
       const anchor = pruneAnchor(this.shippedCheckpoints(), state.shipped_seq, now - days * DAY_MS);
       if (!anchor) return;
+      // The intent first: a verification running while the delete is under way must not see a "gap" the object
+      // did not declare (and one that failed leaves D1 holding more than declared, which verifies as well).
+      this.sql.exec("UPDATE state SET pruned_seq = MAX(pruned_seq, ?) WHERE id = 1", anchor.seq);
       await db.batch([
         db.delete(auditEntries).where(and(eq(auditEntries.tenantId, state.tenant), lte(auditEntries.seq, anchor.seq))),
         db.delete(auditCheckpoints).where(and(eq(auditCheckpoints.tenantId, state.tenant), lt(auditCheckpoints.seq, anchor.seq))),
       ]);
       this.sql.exec("DELETE FROM checkpoints WHERE seq < ?", anchor.seq);
-      this.sql.exec("UPDATE state SET pruned_seq = MAX(pruned_seq, ?) WHERE id = 1", anchor.seq);
       log({ event: "audit.pruned", tenant: state.tenant, throughSeq: anchor.seq, retentionDays: days });
     } catch (error) {
       log({ event: "audit.prune_failed", tenant: state.tenant, detail: (error as Error).message }, "error");
@@ -313,7 +321,9 @@ export class AuditLogDurableObject extends DurableObject<Env> {
         .toArray()
         .map((row) => JSON.parse(row.json) as AuditEntry);
       const checkpoints = this.sql
-        .exec<{ json: string }>("SELECT json FROM checkpoints WHERE shipped = 0 ORDER BY seq")
+        // With their entries, never ahead of them (D1 would show a checkpoint past its last entry: a "deleted tail"),
+        // and a bounded number per batch (after a long outage there can be thousands).
+        .exec<{ json: string }>("SELECT json FROM checkpoints WHERE shipped = 0 AND seq <= ? ORDER BY seq LIMIT 50", entries.at(-1)?.seq ?? state.shipped_seq)
         .toArray()
         .map((row) => JSON.parse(row.json) as AuditCheckpoint);
       if (entries.length === 0 && checkpoints.length === 0) return;

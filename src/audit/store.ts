@@ -34,6 +34,8 @@ export const AUDIT_PAGE_DEFAULT = 50;
 export const AUDIT_STATS_TOP = 100;
 
 const ISO_DATE = z.iso.date();
+/** The latest time a JavaScript Date holds (±8.64e15 ms): later "times" would fail every date conversion. */
+const MAX_DATE_MS = 8.64e15;
 const ISO_DATETIME = z.iso.datetime({ offset: true });
 
 /**
@@ -41,10 +43,10 @@ const ISO_DATETIME = z.iso.datetime({ offset: true });
  * epoch-ms integer, or a string of digits. Undefined for anything else.
  */
 export function epochMs(value: string | number): number | undefined {
-  if (typeof value === "number") return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === "number") return Number.isSafeInteger(value) && value >= 0 && value <= MAX_DATE_MS ? value : undefined;
   if (/^\d{1,16}$/.test(value)) {
     const ms = Number(value);
-    return Number.isSafeInteger(ms) ? ms : undefined;
+    return Number.isSafeInteger(ms) && ms <= MAX_DATE_MS ? ms : undefined;
   }
   if (!ISO_DATETIME.safeParse(value).success && !ISO_DATE.safeParse(value).success) return undefined;
   const ms = Date.parse(value);
@@ -484,18 +486,28 @@ export async function verifyStoredChain(env: Env, tenant: string, options: Verif
       message: `the AuditLog object's latest signed checkpoint (seq ${latest.seq}) is not in D1: it was deleted there`,
     });
   }
-  // Rows beyond the object's head (read now, after them) were never written by it: forged.
-  const now = (await stub.state()) as AuditLogState;
-  const beyond = await db
-    .select({ seq: sql<number | null>`min(${auditEntries.seq})` })
+  // Rows beyond the object's head were never written by it: forged. D1's extent is read BEFORE the head, so an entry
+  // appended and shipped in between is under the head read after it, never mistaken for a forgery.
+  const extent = await db
+    .select({ low: sql<number | null>`min(${auditEntries.seq})`, high: sql<number | null>`max(${auditEntries.seq})` })
     .from(auditEntries)
-    .where(and(eq(auditEntries.tenantId, tenant), gt(auditEntries.seq, now.head.seq)))
+    .where(eq(auditEntries.tenantId, tenant))
     .get();
-  if (beyond?.seq != null) {
+  if (extent?.low != null && Number(extent.low) < 1) {
+    return failed({ seq: Number(extent.low), reason: "malformed", message: `D1 holds seq ${extent.low}: a chain starts at seq 1, so the gateway never wrote it` });
+  }
+  const now = (await stub.state()) as AuditLogState;
+  if (extent?.high != null && Number(extent.high) > now.head.seq) {
+    const beyond = await db
+      .select({ seq: sql<number | null>`min(${auditEntries.seq})` })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.tenantId, tenant), gt(auditEntries.seq, now.head.seq)))
+      .get();
+    const seq = Number(beyond?.seq ?? extent.high);
     return failed({
-      seq: Number(beyond.seq),
+      seq,
       reason: "beyond-head",
-      message: `D1 holds seq ${beyond.seq}, beyond the AuditLog object's head (seq ${now.head.seq}): an entry the gateway never wrote was inserted`,
+      message: `D1 holds seq ${seq}, beyond the AuditLog object's head (seq ${now.head.seq}): an entry the gateway never wrote was inserted`,
     });
   }
   return result;
@@ -535,7 +547,8 @@ export async function* exportStoredLines(env: Env, tenant: string, options: Expo
   const head = last === state.head.seq && shipped ? state.head : await exportHead(db, tenant, start, last);
   yield exportHeaderLine({ tenant, keyId: key?.keyId ?? null, start, head, exportedAt: Date.now() });
 
-  const checkpoints = storedCheckpoints(db, tenant, start.seq, head.seq);
+  // Up to the requested end, not the header's head: a checkpoint past a tail deleted from D1 must still show.
+  const checkpoints = storedCheckpoints(db, tenant, start.seq, Math.max(head.seq, last));
   try {
     let pending = await checkpoints.next();
     while (!pending.done && pending.value.seq <= start.seq) {

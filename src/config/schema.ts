@@ -42,7 +42,9 @@ const auditObjectPrefixSchema = z
   .string()
   .max(256)
   .regex(/^[^\u0000-\u001f\u007f\\]*$/, "must not contain control characters or backslashes")
-  .refine((p) => !p.startsWith("/"), "must not start with /");
+  .refine((p) => !p.startsWith("/"), "must not start with /")
+  // Keys are <prefix><tenant>/…: a prefix not ending in "/" could make one tenant's keys another's ("audit/ac" + "me").
+  .refine((p) => p === "" || p.endsWith("/"), "must be empty or end with /");
 
 /** Environment variable names as POSIX shells accept them. */
 const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");

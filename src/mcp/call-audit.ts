@@ -77,7 +77,8 @@ export class CallAudit {
       ...this.origin,
       server: this.server,
       method: this.method,
-      tool: this.tool,
+      // A resource URI can carry a presigned token or credentials: the stored name goes through the audit plan too.
+      tool: this.tool !== null && plan ? redactText(plan, this.tool, hasher).value : this.tool,
       arguments: redact(sentArguments),
       ...stored,
       status: outcome.ok ? resultStatus(outcome.result) : this.errorStatus(error as { code: number | null }),

@@ -127,6 +127,12 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       outcome = { ok: true, result: await run(audit) };
     } catch (error) {
       outcome = { ok: false, error };
+      // A call that failed before it was charged (bad `call` arguments, a denied `call`, a platform failure) still
+      // pays the consumer's token: nothing reaches the audit log for free.
+      if (!audit.charged) {
+        audit.charged = true;
+        await backend.charge({ server: null, tool: null });
+      }
     }
     const redaction = await backend.redaction().catch(() => undefined);
     try {
@@ -195,6 +201,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     const meta = metaTool(params.name);
     if (meta) {
       // `call` is charged as the tool it calls.
+      audit.server = GATEWAY_SERVER_ID;
       if (params.name !== "call") await charge(audit, { server: GATEWAY_SERVER_ID, tool: params.name });
       authorize(policies, metaSubject(params.name), params.arguments, audit);
       if (!mayUseMetaTool(meta, principal)) {
@@ -225,6 +232,9 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
   const callUpstream = async (kind: "tool" | "prompt", params: Params & { name: string }, ctx: ServerContext, audit: CallAudit): Promise<Params> => {
     const { catalog, policies } = await view();
     const route = await chargedRoute(audit, () => routeOf(catalog, kind, params.name, mayUseServer(policies)));
+    // Noted before charging, so a limited call is recorded (and counted in usage) against what it called.
+    audit.server = route.serverId;
+    audit.tool = route.upstreamName;
     // Tool rules of the limits name tools; a prompt pays its server's and the consumer's buckets.
     await charge(audit, { server: route.serverId, tool: kind === "tool" ? route.upstreamName : null });
     audit.target = { server: route.serverId, name: route.upstreamName };
@@ -273,6 +283,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       audit.tool = params.uri;
       const { catalog, policies } = await view();
       const target = catalog.resourceTarget(params.uri);
+      if (target) audit.server = target.serverId;
       await charge(audit, { server: target?.serverId ?? null, tool: null });
       if (!target) {
         throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource "${echo(params.uri)}": no server lists it or has a template that matches it`, { uri: params.uri });
@@ -302,6 +313,8 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
         audit.tool = ref.name;
         const name = ref.name;
         const route = await chargedRoute(audit, () => routeOf(catalog, "prompt", name, mayUseServer(policies)));
+        audit.server = route.serverId;
+        audit.tool = route.upstreamName;
         await charge(audit, { server: route.serverId, tool: null });
         audit.target = { server: route.serverId, name: route.upstreamName };
         // Completing an argument is using the prompt with the arguments known so far: a conditional allow must hold
@@ -314,6 +327,7 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       if (ref.type === "ref/resource" && typeof ref.uri === "string") {
         audit.tool = ref.uri;
         const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
+        if (serverId) audit.server = serverId;
         await charge(audit, { server: serverId ?? null, tool: null });
         if (!serverId) {
           throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);

@@ -21,6 +21,7 @@
  * configuration as it is then (a corrected customer mapping). Two attempts racing may both POST an event: Stripe
  * keeps one (same Idempotency-Key and identifier).
  */
+import { toMicros } from "./pricing.ts";
 import { clip } from "../text.ts";
 import type { Chargeback } from "./chargeback.ts";
 import type { StripeMeteringConfig } from "./schema.ts";
@@ -68,8 +69,9 @@ export async function buildMeterEvents(chargeback: Chargeback, stripe: StripeMet
   const unmapped: string[] = [];
   const timestamp = Math.floor(Date.parse(chargeback.period.to) / 1000) - 1;
   for (const line of chargeback.consumers) {
-    const value = priced ? line.cost : line.billableCalls;
-    if (!(value > 0)) continue;
+    // Stripe meters take whole numbers: a cost goes in micro-units of the currency (set the meter's price per 10⁶).
+    const value = priced ? toMicros(line.cost) : BigInt(line.billableCalls);
+    if (value <= 0n) continue;
     const customer = Object.hasOwn(stripe.customers, line.consumer) ? stripe.customers[line.consumer] : undefined;
     if (customer === undefined) {
       unmapped.push(line.consumer);

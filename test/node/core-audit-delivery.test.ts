@@ -424,3 +424,14 @@ describe("config: audit.s3", () => {
     expect(!result.ok && result.errors.join("\n")).toMatch(error);
   });
 });
+
+describe("object prefixes cannot collide across tenants", () => {
+  it("refuses a prefix that does not end with / (\"audit/ac\" + \"me\" would be tenant acme's keys)", async () => {
+    const { gatewayConfigSchema } = await import("../../src/config/schema.ts");
+    const refused = gatewayConfigSchema.safeParse({ tenant: "me", audit: { r2: { prefix: "audit/ac" } } });
+    expect(refused.success).toBe(false);
+    expect(JSON.stringify(refused.error?.issues)).toContain("must be empty or end with /");
+    expect(gatewayConfigSchema.safeParse({ tenant: "me", audit: { r2: { prefix: "audit/" } } }).success).toBe(true);
+    expect(gatewayConfigSchema.safeParse({ tenant: "me", audit: { r2: { prefix: "" } } }).success).toBe(true);
+  });
+});

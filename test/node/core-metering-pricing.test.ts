@@ -337,7 +337,7 @@ describe("Stripe meter events", () => {
     expect(new Set([id, ...others]).size).toBe(7);
   });
 
-  it("carry the cost (or the billable calls without a price table), the period's last second, and skip zero values", async () => {
+  it("carry the cost in whole micro-units (Stripe meters take whole numbers), or the billable calls without a price table, the period's last second, and skip zero values", async () => {
     const chargeback = chargebackOf(report([usageRow("agent-1", 10, 8, 0, 0.049), usageRow("agent-2", 3, 3, 0, 0), usageRow("agent-3", 4, 4, 0, 1.5)]), Date.parse("2026-11-25T00:00:00Z"));
     const stripe = { eventName: "cost", customers: { "agent-1": "cus_A", "agent-2": "cus_B" } };
     const priced = await buildMeterEvents(chargeback, stripe, true);
@@ -347,7 +347,7 @@ describe("Stripe meter events", () => {
         consumer: "agent-1",
         event: {
           event_name: "cost",
-          payload: { stripe_customer_id: "cus_A", value: "0.049" },
+          payload: { stripe_customer_id: "cus_A", value: "49000" },
           timestamp: Date.parse("2026-11-01T00:00:00Z") / 1000 - 1,
           identifier: await meterEventIdentifier("acme", "agent-1", OCT, "cost"),
         },

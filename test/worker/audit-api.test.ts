@@ -760,6 +760,12 @@ describe("tamper detection through the API", () => {
     expect((await adminCall("GET", `${ADMIN}/audit/entries?limit=1`, t.adminKey)).body.entries[0].seq).toBe(COUNT + 1);
   });
 
+  it("a forged row at seq 0 or below, which no chain walk reaches, is still named", async () => {
+    const t = await build(COUNT, full);
+    await insertRow({ ...(t.entries[0] as AuditEntry), seq: 0 });
+    await expectFailure(t, 0, ["malformed"]);
+  });
+
   it("a forged checkpoint signature, or a checkpoint's hash edited, is a bad signature at its seq", async () => {
     const t = await build(EVERY + 5, full);
     const first = (await checkpointSeqs(t.tenant))[0] as number;
@@ -849,6 +855,15 @@ async function exportJsonl(t: Built, query: string) {
 }
 
 describe("GET /audit/export", () => {
+  it("a partial export up to toSeq still carries the checkpoint past a tail deleted from D1", async () => {
+    const t = await build(2 * EVERY + 10);
+    const cut = EVERY - 3;
+    await run("DELETE FROM audit_entries WHERE tenant_id = ? AND seq > ? AND seq <= ?", t.tenant, cut, EVERY + 1);
+    const { lines } = await exportJsonl(t, `&toSeq=${EVERY}`);
+    const verdict = await verifyExport(lines, PUBLIC_KEY);
+    expect(verdict).toMatchObject({ ok: false, failure: { reason: "missing-tail" } });
+  });
+
   it("writes the JSONL export of docs/audit-chain.md, which verifies offline with the object's public key", async () => {
     const t = await build(2 * EVERY + 10);
     const last = t.entries.at(-1) as AuditEntry;

@@ -65,6 +65,21 @@ describe("rate limits on /mcp", () => {
     ]);
   });
 
+  it("charges a `call` that fails before reaching a tool, and records a limited call against what it called", async () => {
+    const t = await tenantWith({ defaultPerMinute: 3 });
+    expect((await mcpAnswer(call("call", {}), t.apiKey)).error.code).toBe(-32602);
+    expect((await mcpAnswer(call("call", { tool: "call" }), t.apiKey)).error.code).toBe(-32602);
+    expect((await mcpAnswer(call("crm__echo"), t.apiKey)).result).toBeDefined();
+    const limited = await mcpAnswer(call("crm__echo"), t.apiKey);
+    expect(limited.error.code).toBe(-32029);
+    expect((await entries(t.tenant)).map((e) => [e.status, e.server, e.tool])).toEqual([
+      ["error", "gateway", "call"],
+      ["error", "gateway", "call"],
+      ["ok", "crm", "echo"],
+      ["limited", "crm", "echo"],
+    ]);
+  });
+
   it("applies tool rules on top of the consumer's bucket, per tool glob", async () => {
     const t = await tenantWith({ defaultPerMinute: 100, tools: [{ server: "crm", tool: "delete_*", perMinute: 1 }] });
     expect((await mcpAnswer(call("crm__delete_row"), t.apiKey)).result).toBeDefined();

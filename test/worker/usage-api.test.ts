@@ -434,13 +434,13 @@ describe("POST /admin/v1/usage/stripe", () => {
           consumer: "agent-1",
           identifier: id1,
           sentAt: null,
-          event: { event_name: "mcp_gateway_cost", payload: { stripe_customer_id: "cus_Agent1", value: "0.049" }, timestamp: SEPTEMBER_END, identifier: id1 },
+          event: { event_name: "mcp_gateway_cost", payload: { stripe_customer_id: "cus_Agent1", value: "49000" }, timestamp: SEPTEMBER_END, identifier: id1 },
         },
         {
           consumer: "agent-2",
           identifier: id2,
           sentAt: null,
-          event: { event_name: "mcp_gateway_cost", payload: { stripe_customer_id: "cus_Agent2", value: "0.005" }, timestamp: SEPTEMBER_END, identifier: id2 },
+          event: { event_name: "mcp_gateway_cost", payload: { stripe_customer_id: "cus_Agent2", value: "5000" }, timestamp: SEPTEMBER_END, identifier: id2 },
         },
       ],
       sent: [],
@@ -484,8 +484,8 @@ describe("POST /admin/v1/usage/stripe", () => {
       });
     }
     expect(fake.events.map((e) => e.payload)).toEqual([
-      { stripe_customer_id: "cus_Agent1", value: "0.049" },
-      { stripe_customer_id: "cus_Agent2", value: "0.005" },
+      { stripe_customer_id: "cus_Agent1", value: "49000" },
+      { stripe_customer_id: "cus_Agent2", value: "5000" },
     ]);
     expect((await storedEvents(t.tenant)).every((r) => typeof r.sent_at === "number")).toBe(true);
 
@@ -539,7 +539,7 @@ describe("POST /admin/v1/usage/stripe", () => {
     expect((await adminCall("PUT", `${ADMIN}/config`, t.adminKey, doc)).status).toBe(200);
     const next = await stripePost(t.adminKey, "2026-09", channel);
     expect(next.body).toMatchObject({ sent: ["agent-1"], alreadySent: ["agent-2"], failed: [] });
-    expect(next.body.events[0]).toMatchObject({ identifier: refused, event: { payload: { stripe_customer_id: "cus_Fixed", value: "0.049" } } });
+    expect(next.body.events[0]).toMatchObject({ identifier: refused, event: { payload: { stripe_customer_id: "cus_Fixed", value: "49000" } } });
     expect((await fakeStripe(channel)).events.map((e) => e.payload.stripe_customer_id)).toEqual(["cus_Agent2", "cus_Fixed"]);
   });
 
@@ -569,7 +569,7 @@ describe("POST /admin/v1/usage/stripe", () => {
     const channel = `stripe-first-${crypto.randomUUID().slice(0, 8)}`;
     const sent = await stripePost(t.adminKey, "2026-09", channel);
     expect(sent.body.events.map((e: any) => e.event)).toEqual(built.body.events.map((e: any) => e.event));
-    expect((await fakeStripe(channel)).events.map((e) => e.payload.value)).toEqual(["0.049", "0.005"]);
+    expect((await fakeStripe(channel)).events.map((e) => e.payload.value)).toEqual(["49000", "5000"]);
   });
 
   it("without a price table the value is the consumer's billable calls", async () => {
@@ -588,7 +588,7 @@ describe("POST /admin/v1/usage/stripe", () => {
     const month = new Date().toISOString().slice(0, 7);
     const running = await adminCall("POST", `${ADMIN}/usage/stripe?period=${month}`, t.adminKey);
     expectError(running, 400, "bad_request");
-    expect(running.body.error.message).toContain("has not ended");
+    expect(running.body.error.message).toContain("has not settled");
     expectError(await adminCall("POST", `${ADMIN}/usage/stripe`, t.adminKey), 400, "bad_request");
     expectError(await adminCall("POST", `${ADMIN}/usage/stripe?period=2026-09-01`, t.adminKey), 400, "bad_request");
     const plain = await tenantWith({ prices: PRICES });
