@@ -34,6 +34,11 @@ export interface Env {
    * Unset = no checkpoints: the chain still links, but a deleted tail is visible only against the live head.
    */
   AUDIT_SIGNING_KEY?: string;
+  /**
+   * Comma-separated base64url public keys of signing keys no longer used (after rotating AUDIT_SIGNING_KEY): online
+   * verification accepts checkpoints signed with them. Public, not secret.
+   */
+  AUDIT_RETIRED_PUBLIC_KEYS?: string;
   /** A checkpoint at least every this many entries (default 1000). */
   AUDIT_CHECKPOINT_EVERY?: string;
   /** …and at the latest this many seconds after an entry (default 60). */

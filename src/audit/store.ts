@@ -15,7 +15,7 @@ import type { Env } from "../env.ts";
 import { log } from "../log.ts";
 import { auditLog, flushAuditLog } from "./append.ts";
 import { GENESIS_HEAD } from "./chain.ts";
-import type { AuditCheckpoint } from "./checkpoint.ts";
+import { type AuditCheckpoint, decodePublicKey } from "./checkpoint.ts";
 import type { AuditLogState } from "./durable-object.ts";
 import { AUDIT_STATUSES, type AuditEntry, type AuditStatus, type ChainHead, type JsonValue } from "./entry.ts";
 import { AUDIT_CSV_HEADER, entryToCsvRow, exportCheckpointLine, exportEntryLine, exportHeaderLine } from "./export-format.ts";
@@ -379,6 +379,23 @@ async function chainStart(db: Database, tenant: string, wantSeq: number, headSeq
   return (await newestCheckpoint(db, tenant, base.seq + 1, Math.min(wantSeq, headSeq), keyId)) ?? base;
 }
 
+/**
+ * The public keys of signing keys no longer in use (`AUDIT_RETIRED_PUBLIC_KEYS`, comma-separated base64url):
+ * malformed entries are left out (and logged), so a typo cannot make every verification throw.
+ */
+export function retiredPublicKeys(env: Pick<Env, "AUDIT_RETIRED_PUBLIC_KEYS">): string[] {
+  const keys: string[] = [];
+  for (const text of (env.AUDIT_RETIRED_PUBLIC_KEYS ?? "").split(",").map((k) => k.trim()).filter(Boolean)) {
+    try {
+      decodePublicKey(text);
+      keys.push(text);
+    } catch {
+      log({ event: "audit.retired_key_invalid", detail: "an AUDIT_RETIRED_PUBLIC_KEYS entry is not base64url of a 32-byte Ed25519 public key" }, "error");
+    }
+  }
+  return keys;
+}
+
 /** The first seq the D1 copy holds, or undefined when it holds none. */
 async function firstStoredSeq(db: Database, tenant: string): Promise<number | undefined> {
   const row = await db.select({ seq: auditEntries.seq }).from(auditEntries).where(eq(auditEntries.tenantId, tenant)).orderBy(asc(auditEntries.seq)).limit(1).get();
@@ -434,7 +451,8 @@ export async function verifyStoredChain(env: Env, tenant: string, options: Verif
   }
   const verifier = new ChainVerifier({
     tenant,
-    ...(key ? { publicKeys: key.publicKey } : {}),
+    // The current key and the retired ones: checkpoints signed before a rotation of AUDIT_SIGNING_KEY still verify.
+    ...(key || retiredPublicKeys(env).length > 0 ? { publicKeys: [...(key ? [key.publicKey] : []), ...retiredPublicKeys(env)] } : {}),
     start,
     expectedHead: head,
   });

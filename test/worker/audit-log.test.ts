@@ -10,7 +10,7 @@ import { verifyChain } from "../../src/audit/verify.ts";
 import { verifyStoredChain } from "../../src/audit/store.ts";
 import { rowToEntry, type AuditEntryRow } from "../../src/audit/rows.ts";
 import type { AuditEntry } from "../../src/audit/entry.ts";
-import { signCheckpoint, verifyCheckpoint, type AuditCheckpoint } from "../../src/audit/checkpoint.ts";
+import { generateCheckpointKeys, signCheckpoint, verifyCheckpoint, type AuditCheckpoint } from "../../src/audit/checkpoint.ts";
 import { digestJson } from "../../src/audit/chain.ts";
 import type { AuditLogDurableObject } from "../../src/audit/durable-object.ts";
 import { ALLOW_ALL, adminCall, auditFields, PLATFORM_TOKEN, answerEveryRpc, echoServer, FakeConnector, mcpAnswer, mcpPost, rpcMessages, rpcRequest, seedTenant } from "./fixtures.ts";
@@ -348,6 +348,24 @@ describe("deletions that look like retention", () => {
     // seq 25 has a checkpoint (every 25 in the worker tests): deleting 1…25 leaves a copy that is anchored.
     await env.DB.prepare("DELETE FROM audit_entries WHERE tenant_id = ? AND seq <= 25").bind(tenant).run();
     expect(await verifyStoredChain(env, tenant)).toMatchObject({ ok: false, failure: { seq: 1, reason: "gap" } });
+  });
+});
+
+describe("after a rotation of the signing key", () => {
+  it("checkpoints signed with a retired key verify once its public key is listed in AUDIT_RETIRED_PUBLIC_KEYS", async () => {
+    const tenant = (await seedTenant()).tenant;
+    const stub = auditLog(tenant);
+    for (let i = 0; i < 5; i++) await stub.append(fields(tenant, i));
+    await stub.sync();
+    const [, second] = await shippedEntries(tenant);
+    // A checkpoint the previous key signed before the rotation.
+    const retired = generateCheckpointKeys();
+    const old = signCheckpoint({ tenant, seq: 2, hash: second!.hash, time: Date.now() - 1_000 }, retired.privateKey);
+    await env.DB.prepare("INSERT INTO audit_checkpoints (tenant_id, seq, hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)")
+      .bind(tenant, old.seq, old.hash, old.time, old.keyId, old.signature)
+      .run();
+    expect(await verifyStoredChain(env, tenant)).toMatchObject({ ok: false, failure: { seq: 2, reason: "bad-signature" } });
+    expect(await verifyStoredChain({ ...env, AUDIT_RETIRED_PUBLIC_KEYS: `not-a-key, ${retired.publicKey}` }, tenant)).toMatchObject({ ok: true, entries: 5 });
   });
 });
 
