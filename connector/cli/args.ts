@@ -42,7 +42,7 @@ export type Command =
   | { kind: "keys list" }
   | { kind: "keys create"; name: string; consumerId: string; roles: string[]; expiresAt: string | undefined; id: string | undefined }
   | { kind: "keys revoke"; id: string }
-  | { kind: "keys rotate"; id: string }
+  | { kind: "keys rotate"; id: string; graceSeconds?: number | undefined }
   | { kind: "servers list" }
   | { kind: "connectors list" }
   | { kind: "connectors create"; id: string; name: string | undefined }
@@ -101,6 +101,7 @@ const PARSE_OPTIONS = {
   version: { type: "boolean", short: "V" },
   force: { type: "boolean" },
   expires: { type: "string" },
+  grace: { type: "string" },
   id: { type: "string" },
   name: { type: "string" },
   consumer: { type: "string" },
@@ -123,6 +124,7 @@ const PARSE_OPTIONS = {
 
 const METAVARS: Partial<Record<OptionName, string>> = {
   expires: "TIME",
+  grace: "DURATION",
   consumer: "ID",
   server: "ID",
   tool: "NAME",
@@ -218,10 +220,14 @@ The key is printed once and cannot be shown again.
   {
     name: "keys rotate",
     args: ["ID"],
-    options: [],
+    options: ["grace"],
     remote: true,
-    summary: "give a key a new secret; the old one stops working at once",
-    help: "The new key is printed once and cannot be shown again.",
+    summary: "give a key a new secret; the old one stops at once or after --grace",
+    help: `The new key is printed once and cannot be shown again.
+
+  --grace DURATION   keep the old key working next to the new one for this long (e.g. 90s, 30m, 1h, 7d; at
+                     most 7d); without it the old key stops at once. Rotating again during a grace ends the
+                     older key.`,
   },
   {
     name: "servers list",
@@ -561,8 +567,19 @@ function buildCommand(
       if (errors.length > 0) return { ok: false, errors };
       return { ok: true, command: { kind: name, name: arg(0), consumerId: arg(1), roles, expiresAt, id: values.id } };
     }
+    case "keys rotate": {
+      const errors: string[] = [];
+      const idError = checkId("ID", arg(0));
+      if (idError) errors.push(idError);
+      let graceSeconds: number | undefined;
+      if (values.grace !== undefined) {
+        const grace = parseGrace(values.grace);
+        if (grace.ok) graceSeconds = grace.seconds;
+        else errors.push(grace.error);
+      }
+      return errors.length > 0 ? { ok: false, errors } : { ok: true, command: { kind: name, id: arg(0), graceSeconds } };
+    }
     case "keys revoke":
-    case "keys rotate":
     case "connectors revoke": {
       const error = checkId("ID", arg(0));
       return error ? { ok: false, errors: [error] } : { ok: true, command: { kind: name, id: arg(0) } };
@@ -825,4 +842,18 @@ function capitalise(text: string): string {
 
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || hostname.startsWith("127.");
+}
+
+/** The longest rotation grace the gateway accepts (7 days), as its admin API says. */
+export const MAX_GRACE_SECONDS = 7 * 24 * 60 * 60;
+
+const GRACE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `--grace`: a whole number of seconds, or one with a unit (s, m, h, d); 0 up to 7 days. */
+export function parseGrace(text: string): { ok: true; seconds: number } | { ok: false; error: string } {
+  const match = /^(\d{1,7})([smhd]?)$/.exec(text.trim());
+  const seconds = match ? Number(match[1]) * (GRACE_UNITS[match[2] || "s"] as number) : Number.NaN;
+  if (!match) return { ok: false, error: `--grace must be a duration such as 90s, 30m, 1h or 7d, got "${text}"` };
+  if (seconds > MAX_GRACE_SECONDS) return { ok: false, error: `--grace may be at most 7d (${MAX_GRACE_SECONDS}s), got "${text}"` };
+  return { ok: true, seconds };
 }

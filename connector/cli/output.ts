@@ -64,15 +64,37 @@ export function keysTable(body: unknown, now: number): string {
   const keys = rowsOf(body, "keys");
   if (keys.length === 0) return "no API keys";
   return table(
-    ["ID", "NAME", "CONSUMER", "ROLES", "STATUS", "EXPIRES", "SOURCE", "CREATED"],
-    keys.map((k) => [str(k.id), str(k.name), str(k.consumerId), list(k.roles), keyStatus(k, now), time(k.expiresAt, "never"), str(k.source), time(k.createdAt)]),
+    ["ID", "NAME", "CONSUMER", "ROLES", "STATUS", "EXPIRES", "LAST USED", "SOURCE", "CREATED"],
+    keys.map((k) => [
+      str(k.id),
+      str(k.name),
+      str(k.consumerId),
+      list(k.roles),
+      keyStatus(k, now),
+      time(k.expiresAt, "never"),
+      time(k.lastUsedAt, "never"),
+      str(k.source),
+      time(k.createdAt),
+    ]),
   );
 }
 
+/**
+ * The gateway's `status` (revoked, disabled, expired, grace, active), a grace with the time the old secret stops;
+ * worked out here from the other fields when an older gateway sends no status.
+ */
 function keyStatus(key: Row, now: number): string {
-  if (key.enabled === false) return "disabled";
-  const expires = typeof key.expiresAt === "string" ? Date.parse(key.expiresAt) : Number.NaN;
-  return !Number.isNaN(expires) && expires <= now ? "expired" : "active";
+  const at = (value: unknown) => (typeof value === "string" ? Date.parse(value) : Number.NaN);
+  const graceUntil = at(key.previousExpiresAt);
+  let status = typeof key.status === "string" ? key.status : undefined;
+  if (status === undefined) {
+    const expires = at(key.expiresAt);
+    if (typeof key.revokedAt === "string") status = "revoked";
+    else if (key.enabled === false) status = "disabled";
+    else if (!Number.isNaN(expires) && expires <= now) status = "expired";
+    else status = !Number.isNaN(graceUntil) && graceUntil > now ? "grace" : "active";
+  }
+  return status === "grace" && !Number.isNaN(graceUntil) ? `grace: old key until ${time(key.previousExpiresAt)}` : status;
 }
 
 export function serversTable(body: unknown): string {
@@ -129,7 +151,9 @@ export function keyCreatedText(body: unknown): string {
 }
 
 export function keyRotatedText(body: unknown): string {
-  return `${visible(`rotated key ${str(field(body, "id"))}: its previous secret stopped working`)}\n${secretBlock(field(body, "key"), "key")}`;
+  const until = field(body, "previousExpiresAt");
+  const previous = typeof until === "string" ? `its previous secret keeps working until ${time(until)}` : "its previous secret stopped working";
+  return `${visible(`rotated key ${str(field(body, "id"))}: ${previous}`)}\n${secretBlock(field(body, "key"), "key")}`;
 }
 
 export function connectorCreatedText(body: unknown, gatewayUrl: string): string {

@@ -50,7 +50,9 @@ export function requestFor(command: RemoteCommand, edgeDocumentText?: string): A
     case "keys revoke":
       return { method: "DELETE", path: `${API}/keys/${segment(command.id)}` };
     case "keys rotate":
-      return { method: "POST", path: `${API}/keys/${segment(command.id)}/rotate` };
+      return command.graceSeconds === undefined
+        ? { method: "POST", path: `${API}/keys/${segment(command.id)}/rotate` }
+        : { method: "POST", path: `${API}/keys/${segment(command.id)}/rotate`, body: json({ graceSeconds: command.graceSeconds }) };
     case "servers list":
       return { method: "GET", path: `${API}/servers` };
     case "connectors list":

@@ -35,6 +35,7 @@ import {
   IdParam,
   KeyList,
   Revoked,
+  RotateKey,
   ServerList,
   StripeQuery,
   StripeReportSchema,
@@ -100,8 +101,8 @@ const routes = {
   rotateKey: route({
     method: "post",
     path: "/keys/{id}/rotate",
-    summary: "Give a key a new secret; the old one stops working at once",
-    request: { params: IdParam },
+    summary: "Give a key a new secret; the old one stops at once or after the optional graceSeconds",
+    request: { params: IdParam, body: { required: false, content: { "application/json": { schema: RotateKey } } } },
     responses: { 200: json(ApiKeyWithSecret, "Rotated"), ...errors, ...notFound, ...conflict },
   }),
   listServers: route({ method: "get", path: "/servers", summary: "Servers reported by connectors and declared in gateway.yaml", responses: { 200: json(ServerList, "The tenant's servers"), ...errors } }),
@@ -256,7 +257,9 @@ export function adminApp(): OpenAPIHono<AdminContext> {
 
   app.openapi(routes.revokeKey, async (c) => c.json(await revokeKey(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200));
 
-  app.openapi(routes.rotateKey, async (c) => c.json(await rotateKey(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id), 200));
+  app.openapi(routes.rotateKey, async (c) =>
+    c.json(await rotateKey(database(c.env.DB), adminTenant(c.get("admin")), c.req.valid("param").id, c.req.valid("json").graceSeconds ?? 0), 200),
+  );
 
   app.openapi(routes.listServers, async (c) => c.json({ servers: await listServers(database(c.env.DB), adminTenant(c.get("admin"))) }, 200));
 

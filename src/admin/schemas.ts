@@ -3,7 +3,9 @@
  * OpenAPI 3.1 document (`/openapi.json`), so the description can never drift from what is enforced.
  */
 import { z } from "@hono/zod-openapi";
+import { MAX_ROTATION_GRACE_SECONDS } from "../auth/principal.ts";
 import { ID_PATTERN, ID_RULE } from "../ids.ts";
+import { ipFilterSchema } from "../auth/ip-filter.ts";
 import { SERVER_ID_PATTERN } from "../link/protocol.ts";
 import { AUDIT_STATUSES } from "../audit/entry.ts";
 import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, auditQueryShape } from "../audit/store.ts";
@@ -62,6 +64,11 @@ export const ApiKey = z
     createdAt: isoTime,
     revokedAt: isoTime.nullable(),
     source: z.enum(["config", "api"]),
+    status: z.enum(["active", "grace", "expired", "revoked", "disabled"]).openapi({
+      description: "At the time of the answer: revoked, disabled or expired (refused), grace (a rotated-out secret still works too) or active",
+    }),
+    lastUsedAt: isoTime.nullable().openapi({ description: "Last accepted use on /mcp, to the minute (written at most once a minute per key); null when never used" }),
+    previousExpiresAt: isoTime.nullable().openapi({ description: "Until when the secret a rotation replaced still works; null when no grace is running" }),
   })
   .openapi("ApiKey");
 
@@ -78,8 +85,23 @@ export const CreateKey = z
     roles: z.array(role).max(64).default([]),
     expiresAt: isoTime.optional(),
     id: id.optional(),
+    ipFilter: ipFilterSchema
+      .optional()
+      .openapi({ description: "The key's own CIDR allow and deny lists, checked on CF-Connecting-IP together with the tenant's ipFilter" }),
   })
   .openapi("CreateKey");
+
+export const RotateKey = z
+  .strictObject({
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_ROTATION_GRACE_SECONDS)
+      .default(0)
+      .openapi({ description: "How long the current secret keeps working next to the new one: 0 (default) stops it at once; at most 604800 (7 days)" }),
+  })
+  .openapi("RotateKey");
 
 export const Revoked = z.object({ id: z.string(), enabled: z.literal(false) }).openapi("Revoked");
 

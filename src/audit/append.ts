@@ -43,7 +43,15 @@ export async function flushAuditLog(env: Env, tenant: string): Promise<void> {
  * of its rate limit, like any call: a leaked, revoked key hammering the gateway fills the tenant's chain no faster
  * than its limit allows; refusals past it are logged, not recorded.
  */
-export async function auditRefusal(env: Env, db: Database, who: IdentifiedRefusal, headers: Headers, message: string, startedAt: number): Promise<void> {
+export async function auditRefusal(
+  env: Env,
+  db: Database,
+  who: IdentifiedRefusal,
+  headers: Headers,
+  message: string,
+  startedAt: number,
+  errorCode: number = GatewayErrorCode.Unauthenticated,
+): Promise<void> {
   try {
     const config = await tenantConfig(db, who.tenant).catch(() => undefined);
     if (config?.published?.audit?.enabled === false) return;
@@ -68,7 +76,7 @@ export async function auditRefusal(env: Env, db: Database, who: IdentifiedRefusa
       result: null,
       resultDigest: null,
       status: "unauthenticated",
-      errorCode: GatewayErrorCode.Unauthenticated,
+      errorCode,
       errorMessage: message,
       latencyMs: Math.max(0, Date.now() - startedAt),
       ruleId: null,

@@ -60,9 +60,9 @@ export async function configApplyStatements(config: GatewayConfig, options: Appl
   for (const key of config.auth.keys) {
     statements.push({
       sql:
-        "INSERT INTO api_keys (tenant_id, id, consumer_id, name, key_hash, roles, enabled, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'config') " +
+        "INSERT INTO api_keys (tenant_id, id, consumer_id, name, key_hash, roles, enabled, expires_at, ip_filter, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'config') " +
         "ON CONFLICT(tenant_id, id) DO UPDATE SET consumer_id = excluded.consumer_id, name = excluded.name, key_hash = excluded.key_hash, " +
-        "roles = excluded.roles, expires_at = excluded.expires_at, source = 'config', " +
+        "roles = excluded.roles, expires_at = excluded.expires_at, ip_filter = excluded.ip_filter, source = 'config', " +
         // An administrator's revocation outlives re-applies of the same digest; a new digest is a new key.
         "enabled = CASE WHEN api_keys.revoked_at IS NOT NULL AND api_keys.key_hash = excluded.key_hash THEN 0 ELSE excluded.enabled END, " +
         "revoked_at = CASE WHEN api_keys.key_hash = excluded.key_hash THEN api_keys.revoked_at ELSE NULL END",
@@ -75,6 +75,8 @@ export async function configApplyStatements(config: GatewayConfig, options: Appl
         JSON.stringify(key.roles),
         key.enabled ? 1 : 0,
         key.expiresAt ? Date.parse(key.expiresAt) : null,
+        // The key's own CIDR lists as `{allow, deny}` JSON; NULL (no lists of its own) when the file gives none.
+        key.ipFilter ? JSON.stringify({ allow: key.ipFilter.allow, deny: key.ipFilter.deny }) : null,
       ],
     });
   }

@@ -8,6 +8,7 @@
  */
 import { parse as parseYaml } from "yaml";
 import { idSchema } from "../ids.ts";
+import { ipFilterSchema } from "../auth/ip-filter.ts";
 import { clip } from "../text.ts";
 import { z } from "zod";
 import { EDGE_CALL_DEADLINE_MS, GATEWAY_SERVER_ID, serverIdSchema } from "../link/protocol.ts";
@@ -93,6 +94,8 @@ export const apiKeyConfigSchema = z
     enabled: z.boolean().default(true),
     /** ISO 8601 date-time after which the key is refused. */
     expiresAt: z.iso.datetime({ offset: true }).optional(),
+    /** This key's own CIDR allow and deny lists, checked on top of the tenant's `ipFilter`. */
+    ipFilter: ipFilterSchema.optional(),
   })
   .refine((k) => (k.key === undefined) !== (k.keyHash === undefined), {
     message: "give exactly one of key or keyHash",
@@ -166,12 +169,8 @@ export const gatewayConfigSchema = z.strictObject({
   metering: meteringSchema.optional(),
   /** Token buckets and quotas per consumer (src/ratelimit/schema.ts). */
   rateLimit: rateLimitSchema.optional(),
-  ipFilter: z
-    .strictObject({
-      allow: z.array(z.string()).default([]),
-      deny: z.array(z.string()).default([]),
-    })
-    .optional(),
+  /** CIDR allow and deny lists checked against CF-Connecting-IP for every key of the tenant (src/auth/ip-filter.ts). */
+  ipFilter: ipFilterSchema.optional(),
   /** Personal data and secrets rewritten in requests, responses and the audit copy (src/redact/schema.ts). */
   redaction: redactionSchema.optional(),
 });

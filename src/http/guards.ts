@@ -6,9 +6,11 @@ import { originValidationResponse, validateHostHeader } from "@modelcontextproto
 import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
 import { auditRefusal } from "../audit/append.ts";
-import { authenticateApiKey } from "../auth/authenticate.ts";
-import type { Principal } from "../auth/principal.ts";
-import { database } from "../db/client.ts";
+import { ipFilterFor, type CompiledIpFilter, type IpFilterLists } from "../auth/ip-filter.ts";
+import { authenticateApiKey, recordKeyUse } from "../auth/authenticate.ts";
+import { lastUseIsStale, type Principal } from "../auth/principal.ts";
+import { tenantConfig } from "../config/tenant-config.ts";
+import { database, type Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { MAX_MESSAGE_BYTES } from "../link/protocol.ts";
 import { log } from "../log.ts";
@@ -60,6 +62,7 @@ const refusalMessages = {
   revoked: "The API key was revoked; ask an administrator for a new key",
   disabled: "The API key is disabled; ask an administrator for an enabled key",
   expired: "The API key has expired; ask an administrator for a new key",
+  rotated: "The API key was rotated and its grace period has ended; use the new key",
 } as const;
 
 /** Resolves the bearer API key into a principal, or answers 401 with a WWW-Authenticate challenge. */
@@ -79,6 +82,60 @@ export const requireApiKey = createMiddleware<GatewayContext>(async (c, next) =>
     log({ event: "auth.refused", reason: outcome.refusal, status: 401 }, "warn");
     return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, message, { "www-authenticate": challenge });
   }
+  const ipRefusal = await checkClientIp(c, db, outcome.principal, outcome.ipFilter, startedAt);
+  if (ipRefusal) return ipRefusal;
   c.set("principal", outcome.principal);
+  // Last use, at most once a minute per key: decided from the row already read, written after the answer.
+  if (lastUseIsStale(outcome.lastUsedAt, startedAt)) afterResponse(c, recordKeyUse(db, outcome.principal, startedAt), "key.last_used");
   await next();
 });
+
+/** Lets `work` finish after the answer (waitUntil); a failure is logged and never fails the call. */
+function afterResponse(c: { readonly executionCtx: { waitUntil(promise: Promise<unknown>): void } }, work: Promise<unknown>, what: string): void {
+  const logged = work.catch((error: unknown) => log({ event: `${what}.failed`, error: error instanceof Error ? error.message : String(error) }, "warn"));
+  try {
+    c.executionCtx.waitUntil(logged);
+  } catch {
+    // No execution context (an in-process test request): the logged promise still runs on its own.
+  }
+}
+
+/**
+ * The tenant's and the key's IP allow/deny lists, checked on `CF-Connecting-IP` only (the address Cloudflare saw;
+ * `X-Forwarded-For` is the client's to write, so it never counts). Undefined when the request may go on; otherwise
+ * 403 (audited in the tenant's chain), or 503 when the tenant's config cannot be read or its lists compiled (fail
+ * closed). The lists are compiled once per config version (and per distinct key lists), not per request.
+ */
+async function checkClientIp(
+  c: { env: Env; req: { raw: Request; header(name: string): string | undefined } },
+  db: Database,
+  principal: Principal,
+  keyLists: IpFilterLists | null,
+  startedAt: number,
+): Promise<Response | undefined> {
+  let tenantFilter: CompiledIpFilter;
+  let keyFilter: CompiledIpFilter;
+  try {
+    tenantFilter = ipFilterFor((await tenantConfig(db, principal.tenant)).published?.ipFilter);
+    keyFilter = ipFilterFor(keyLists);
+  } catch (error) {
+    log({ event: "auth.ip_filter_unavailable", tenant: principal.tenant, detail: (error as Error).message, status: 503 }, "error");
+    return jsonRpcErrorResponse(
+      503,
+      GatewayErrorCode.Unavailable,
+      "The gateway could not read this tenant's IP allow and deny lists, so the request was refused; retry shortly",
+    );
+  }
+  if (!tenantFilter.active && !keyFilter.active) return undefined;
+  const ip = c.req.header("cf-connecting-ip") ?? null;
+  const refusal = [
+    { scope: "tenant", result: tenantFilter.check(ip) },
+    { scope: "key", result: keyFilter.check(ip) },
+  ].find((r) => !r.result.allowed);
+  if (!refusal || refusal.result.allowed) return undefined;
+  const message = `The client address is not allowed for this ${refusal.scope === "key" ? "API key" : "tenant"}`;
+  const who = { tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId };
+  await auditRefusal(c.env, db, who, c.req.raw.headers, `${message}: ${refusal.result.reason} (IP filter)`, startedAt, GatewayErrorCode.Forbidden);
+  log({ event: "auth.refused", reason: `ip_filter_${refusal.scope}`, tenant: principal.tenant, status: 403 }, "warn");
+  return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, message);
+}

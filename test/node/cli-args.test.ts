@@ -37,6 +37,9 @@ describe("parseCli: commands", () => {
     expect(run(parseCli(["keys", "list"], ENV)).command).toEqual({ kind: "keys list" });
     expect(run(parseCli(["keys", "revoke", "key-123"], ENV)).command).toEqual({ kind: "keys revoke", id: "key-123" });
     expect(run(parseCli(["keys", "rotate", "key-123"], ENV)).command).toEqual({ kind: "keys rotate", id: "key-123" });
+    for (const [grace, seconds] of [["0", 0], ["90", 90], ["90s", 90], ["30m", 1800], ["1h", 3600], ["7d", 604_800]] as const) {
+      expect(run(parseCli(["keys", "rotate", "key-123", "--grace", grace], ENV)).command).toEqual({ kind: "keys rotate", id: "key-123", graceSeconds: seconds });
+    }
     expect(run(parseCli(["servers", "list"], ENV)).command).toEqual({ kind: "servers list" });
     expect(run(parseCli(["connectors", "create", "edge-1", "--name", "Edge"], ENV)).command).toEqual({ kind: "connectors create", id: "edge-1", name: "Edge" });
     expect(run(parseCli(["connectors", "list"], ENV)).command).toEqual({ kind: "connectors list" });
@@ -89,6 +92,16 @@ describe("parseCli: usage errors", () => {
     expect(usageErrors(parseCli(["keys", "list", "--bogus"], ENV))[0]).toMatch(/Unknown option '--bogus'/);
     expect(usageErrors(parseCli(["keys", "list", "--force"], ENV))).toEqual(['--force is not an option of "mcp-gateway keys list"']);
     expect(usageErrors(parseCli(["whoami", "--expires", "2027-01-01"], ENV))).toEqual(['--expires is not an option of "mcp-gateway whoami"']);
+    expect(usageErrors(parseCli(["keys", "revoke", "k1", "--grace", "1h"], ENV))).toEqual(['--grace is not an option of "mcp-gateway keys revoke"']);
+  });
+
+  it("keys rotate --grace: a duration up to 7d", () => {
+    for (const grace of ["1w", "1.5h", "", "h", "1 h", "soon"]) {
+      expect(usageErrors(parseCli(["keys", "rotate", "k1", "--grace", grace], ENV))).toEqual([`--grace must be a duration such as 90s, 30m, 1h or 7d, got "${grace}"`]);
+    }
+    expect(usageErrors(parseCli(["keys", "rotate", "k1", "--grace", "604801"], ENV))).toEqual(['--grace may be at most 7d (604800s), got "604801"']);
+    expect(usageErrors(parseCli(["keys", "rotate", "..", "--grace", "8d"], ENV))).toHaveLength(2);
+    expect(helpFor(["keys", "rotate"])).toContain("--grace DURATION");
   });
 
   it("names missing and extra arguments", () => {
@@ -264,6 +277,11 @@ describe("requestFor", () => {
     expect(JSON.parse(withOptional.body!.text)).toEqual({ name: "bot", consumerId: "c1", roles: ["r"], expiresAt: "2027-01-01T00:00:00.000Z", id: "k1" });
     expect(requestFor({ kind: "keys revoke", id: "k/1?x" })).toEqual({ method: "DELETE", path: "/admin/v1/keys/k%2F1%3Fx" });
     expect(requestFor({ kind: "keys rotate", id: "k1" })).toEqual({ method: "POST", path: "/admin/v1/keys/k1/rotate" });
+    expect(requestFor({ kind: "keys rotate", id: "k1", graceSeconds: 3600 })).toEqual({
+      method: "POST",
+      path: "/admin/v1/keys/k1/rotate",
+      body: { contentType: "application/json", text: '{"graceSeconds":3600}' },
+    });
     expect(requestFor({ kind: "servers list" })).toEqual({ method: "GET", path: "/admin/v1/servers" });
     expect(requestFor({ kind: "connectors list" })).toEqual({ method: "GET", path: "/admin/v1/connectors" });
     expect(requestFor({ kind: "connectors create", id: "edge-1", name: undefined }).body!.text).toBe('{"id":"edge-1"}');

@@ -48,11 +48,33 @@ describe("tables", () => {
       NOW,
     );
     const lines = out.split("\n");
-    expect(lines[0]).toMatch(/^ID\s+NAME\s+CONSUMER\s+ROLES\s+STATUS\s+EXPIRES\s+SOURCE\s+CREATED$/);
-    expect(lines[1]).toMatch(/^k1\s+Agent\s+agent-1\s+reader,writer\s+active\s+never\s+config\s+2026-01-02 03:04 UTC$/);
-    expect(lines[2]).toMatch(/^k2\s+Old\s+agent-2\s+-\s+expired\s+2026-05-01 00:00 UTC\s+api/);
-    expect(lines[3]).toMatch(/^k3\s+Gone\s+agent-3\s+admin\s+disabled\s+2027-01-01 00:00 UTC\s+api\s+-$/);
+    expect(lines[0]).toMatch(/^ID\s+NAME\s+CONSUMER\s+ROLES\s+STATUS\s+EXPIRES\s+LAST USED\s+SOURCE\s+CREATED$/);
+    expect(lines[1]).toMatch(/^k1\s+Agent\s+agent-1\s+reader,writer\s+active\s+never\s+never\s+config\s+2026-01-02 03:04 UTC$/);
+    expect(lines[2]).toMatch(/^k2\s+Old\s+agent-2\s+-\s+expired\s+2026-05-01 00:00 UTC\s+never\s+api/);
+    expect(lines[3]).toMatch(/^k3\s+Gone\s+agent-3\s+admin\s+disabled\s+2027-01-01 00:00 UTC\s+never\s+api\s+-$/);
     expect(keysTable({ keys: [] }, NOW)).toBe("no API keys");
+  });
+
+  it("keys: the gateway's status, a grace with the time the old key stops, revoked apart from disabled, last use", () => {
+    const base = { consumerId: "c", roles: ["reader"], enabled: true, expiresAt: null, createdAt: "2026-01-02T03:04:05.000Z", source: "api", revokedAt: null, previousExpiresAt: null, lastUsedAt: null };
+    const lines = keysTable(
+      {
+        keys: [
+          { ...base, id: "g1", name: "Grace", status: "grace", previousExpiresAt: "2099-01-01T10:00:00.000Z", lastUsedAt: "2026-01-03T04:05:00.000Z" },
+          { ...base, id: "r1", name: "Revoked", status: "revoked", enabled: false, revokedAt: "2026-01-03T00:00:00.000Z" },
+          { ...base, id: "e1", name: "Expired", status: "expired", expiresAt: "2026-01-04T00:00:00.000Z" },
+          // An older gateway without status: worked out from the fields.
+          { ...base, id: "o1", name: "Old", status: undefined, enabled: false, revokedAt: "2026-01-03T00:00:00.000Z" },
+          { ...base, id: "o2", name: "OldGrace", status: undefined, previousExpiresAt: "2099-01-01T10:00:00.000Z" },
+        ],
+      },
+      NOW,
+    ).split("\n");
+    expect(lines[1]).toMatch(/^g1\s+Grace\s+c\s+reader\s+grace: old key until 2099-01-01 10:00 UTC\s+never\s+2026-01-03 04:05 UTC\s+api/);
+    expect(lines[2]).toMatch(/^r1\s+Revoked\s+c\s+reader\s+revoked\s+never\s+never\s+api/);
+    expect(lines[3]).toMatch(/^e1\s+Expired\s+c\s+reader\s+expired\s+2026-01-04 00:00 UTC\s+never/);
+    expect(lines[4]).toMatch(/^o1\s+Old\s+c\s+reader\s+revoked\s/);
+    expect(lines[5]).toMatch(/^o2\s+OldGrace\s+c\s+reader\s+grace: old key until 2099-01-01 10:00 UTC\s/);
   });
 
   it("servers: status, connector, tools count, declared and enabled, and why not healthy", () => {
@@ -94,6 +116,7 @@ describe("sentences", () => {
     expect(created.split("\n")).toContain("    gw_secret");
     expect(created).toContain('created key k1 "bot" for consumer c1, roles reader, expires 2027-01-01 00:00 UTC');
     expect(created).toContain("shown only once and cannot be shown again");
+    expect(keyRotatedText({ key: "gw_new", id: "k1", previousExpiresAt: "2026-06-01T01:00:00.000Z" })).toContain("its previous secret keeps working until 2026-06-01 01:00 UTC");
     const rotated = keyRotatedText({ key: "gw_new", id: "k1" });
     expect(rotated.split("\n")).toContain("    gw_new");
     expect(rotated).toContain("cannot be shown again");

@@ -102,7 +102,11 @@ class FakeAdminApi {
       const key = this.keys.get(id);
       if (!key) return error(404, "not_found", `no key "${id}"`);
       if (method === "DELETE" && !keyMatch[2]) return [200, { id, enabled: false }];
-      if (method === "POST" && keyMatch[2]) return [200, { key: "gw_rotated_secret_shown_once", ...key }];
+      if (method === "POST" && keyMatch[2]) {
+        const grace = body === "" ? 0 : ((JSON.parse(body) as { graceSeconds?: number }).graceSeconds ?? 0);
+        const previousExpiresAt = grace > 0 ? new Date(Date.parse("2026-06-01T00:00:00.000Z") + grace * 1000).toISOString() : null;
+        return [200, { key: "gw_rotated_secret_shown_once", ...key, status: grace > 0 ? "grace" : "active", previousExpiresAt }];
+      }
     }
     if (method === "GET" && path === "/admin/v1/servers") {
       return [200, { servers: [{ id: "everything", name: "Everything", connectorId: "edge-1", prefix: null, enabled: true, declared: true, status: "healthy", detail: null, tools: 11, prompts: 3, resources: 7, conflicts: [], updatedAt: "2026-06-01T00:00:00.000Z" }] }];
@@ -330,7 +334,7 @@ describe("keys", () => {
     const table = await cli(["keys", "list"], env);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^ID\s+NAME\s+CONSUMER\s+ROLES\s+STATUS/);
-    expect(table.stdout).toMatch(/agent-key\s+Agent\s+agent-1\s+reader\s+active\s+never\s+config/);
+    expect(table.stdout).toMatch(/agent-key\s+Agent\s+agent-1\s+reader\s+active\s+never\s+never\s+config/);
     const json = await cli(["keys", "list", "--json"], env);
     expect(JSON.parse(json.stdout)).toEqual({ keys: [expect.objectContaining({ id: "agent-key", source: "config" })] });
     expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /admin/v1/keys", "GET /admin/v1/keys"]);
@@ -365,6 +369,21 @@ describe("keys", () => {
       "POST /admin/v1/keys/agent-key/rotate",
       "DELETE /admin/v1/keys/nope",
     ]);
+    expect(rotated.stdout).toContain("rotated key agent-key: its previous secret stopped working");
+    expect(api.requests[1]!.body).toBe("");
+  });
+
+  it("rotate --grace sends graceSeconds and says until when the old key works; a bad --grace is a usage error", async () => {
+    const rotated = await cli(["keys", "rotate", "agent-key", "--grace", "1h"], env);
+    expect(rotated.code).toBe(0);
+    expect(JSON.parse(api.requests[0]!.body)).toEqual({ graceSeconds: 3600 });
+    expect(api.requests[0]!.headers["content-type"]).toBe("application/json");
+    expect(rotated.stdout).toContain("rotated key agent-key: its previous secret keeps working until 2026-06-01 01:00 UTC");
+    expect(rotated.stdout).toContain("\n    gw_rotated_secret_shown_once\n");
+    const bad = await cli(["keys", "rotate", "agent-key", "--grace", "8d"], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--grace may be at most 7d");
+    expect(api.requests).toHaveLength(1);
   });
 });
 

@@ -24,11 +24,13 @@ export const ALLOW_ALL = [{ id: "allow-all", roles: ["reader"], rules: [{ action
 
 export async function seedTenant(
   options: {
-    keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[]; consumerId?: string }[];
+    keys?: { id: string; key: string; enabled?: boolean; expiresAt?: string; roles?: string[]; consumerId?: string; ipFilter?: unknown }[];
     policies?: unknown[];
     servers?: unknown[];
     redaction?: unknown;
     rateLimit?: unknown;
+    /** The tenant's `ipFilter` section (`{allow, deny}` CIDR lists); a key's own lists go in its `ipFilter`. */
+    ipFilter?: unknown;
   } = {},
 ) {
   const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
@@ -42,6 +44,7 @@ export async function seedTenant(
     servers: options.servers ?? [],
     ...(options.redaction ? { redaction: options.redaction } : {}),
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+    ...(options.ipFilter ? { ipFilter: options.ipFilter } : {}),
   });
   const sql = await seedStatements(config, { id: "local", name: "local", tokenHash: await sha256Hex(connectorToken) });
   for (const statement of sql.trim().split("\n")) await env.DB.prepare(statement).run();
