@@ -262,3 +262,19 @@ export const stripeMeterEvents = sqliteTable("stripe_meter_events", {
   /** Epoch ms when Stripe accepted it; null until then. */
   sentAt: integer("sent_at", { mode: "number" }),
 });
+
+/**
+ * Which tenant a JWT belongs to: each tenant's gateway.yaml `auth.jwt.issuers` entries, written by config apply.
+ * An (issuer, audience) pair belongs to one tenant at most, so a token's own `iss` and `aud` name its tenant.
+ */
+export const jwtIssuers = sqliteTable(
+  "jwt_issuers",
+  {
+    issuer: text("issuer").notNull(),
+    audience: text("audience").notNull(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+  },
+  (t) => [primaryKey({ columns: [t.issuer, t.audience] }), index("jwt_issuers_tenant").on(t.tenantId)],
+);
