@@ -124,7 +124,7 @@ async function main(): Promise<void> {
   } else {
     say("Using the existing gateway.yaml; its API keys were shown when they were created (delete gateway.yaml for new demo keys).");
   }
-  say(`Audit checkpoints are signed with key ${secrets.keyId}; public key (for mcp-gateway audit verify --file): ${secrets.publicKey}`);
+  say(`Audit checkpoints are signed with key ${secrets.keyId}; verify an export offline with: npx mcp-gateway audit verify --file FILE --public-key=${secrets.publicKey}`);
   say(`Try: npx @modelcontextprotocol/inspector --cli ${gatewayUrl}/mcp --header "Authorization: Bearer <key>" --method tools/list`);
   say(`     MCP_GATEWAY_URL=${gatewayUrl} MCP_GATEWAY_ADMIN_KEY=<admin key> npx mcp-gateway servers list`);
   say("Ctrl-C stops everything.");

@@ -304,8 +304,9 @@ With --file, an export (mcp-gateway audit export) is verified here, with no netw
 link, every checkpoint's signature, and that nothing was cut off its end.
 
   --file FILE            the JSONL export to verify (needs --public-key; no URL or admin key)
-  --public-key KEY       the tenant's checkpoint public key (base64url, from GET /admin/v1/audit/head or your
-                         operator); repeat it while a signing key is being rotated
+  --public-key=KEY       the tenant's checkpoint public key (base64url, from GET /admin/v1/audit/head or your
+                         operator); repeat it while a signing key is being rotated. Write it with "=": a base64url
+                         key may begin with "-", which would otherwise read as an option
   --head SEQ:HASH        where the export must end, e.g. the head an earlier verification printed: catches a file
                          whose last entries were removed after the last checkpoint
 

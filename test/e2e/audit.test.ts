@@ -68,16 +68,16 @@ describe("the audit trail through the real stack", () => {
 
     const file = join(dir, "audit.jsonl");
     const exported = await cli(["audit", "export", "--out", file]);
-    expect(exported.code).toBe(0);
-    const offline = await cli(["audit", "verify", "--file", file, "--public-key", E2E_AUDIT_KEYS.publicKey, "--json"]);
-    expect(offline.code).toBe(0);
+    expect(exported.code, exported.stderr).toBe(0);
+    const offline = await cli(["audit", "verify", "--file", file, `--public-key=${E2E_AUDIT_KEYS.publicKey}`, "--json"]);
+    expect(offline.code, offline.stderr + offline.stdout).toBe(0);
     expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, entries: CALLS });
 
     // One edited argument in the export: the offline verification names its seq.
     const lines = readFileSync(file, "utf8").split("\n");
     const at = lines.findIndex((line) => line.includes('"v1 call 3"'));
     writeFileSync(join(dir, "edited.jsonl"), lines.map((line, i) => (i === at ? line.replace('"v1 call 3"', '"v1 call 9"') : line)).join("\n"));
-    const edited = await cli(["audit", "verify", "--file", join(dir, "edited.jsonl"), "--public-key", E2E_AUDIT_KEYS.publicKey, "--json"]);
+    const edited = await cli(["audit", "verify", "--file", join(dir, "edited.jsonl"), `--public-key=${E2E_AUDIT_KEYS.publicKey}`, "--json"]);
     expect(edited.code).toBe(1);
     expect(JSON.parse(edited.stdout).failure).toMatchObject({ seq: 4 });
   });

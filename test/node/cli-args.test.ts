@@ -319,3 +319,14 @@ describe("requestFor", () => {
     expect(requestUrl("https://gw.example/?x=1#y", "/admin/v1/whoami", "t")).toBe("https://gw.example/admin/v1/whoami?tenant=t");
   });
 });
+
+describe("a public key that begins with a dash", () => {
+  it("is read when written --public-key=KEY (a base64url key starts with '-' one time in 64)", async () => {
+    const { encodeBase64Url, publicKeyFromPrivate } = await import("../../src/audit/checkpoint.ts");
+    // Search a seed whose public key starts with "-".
+    let key = "";
+    for (let i = 0; !key.startsWith("-"); i++) key = publicKeyFromPrivate(encodeBase64Url(Uint8Array.from({ length: 32 }, (_, j) => (i * 31 + j) & 255)));
+    const parsed = parseCli(["audit", "verify", "--file", "e.jsonl", `--public-key=${key}`], {}, Date.now());
+    expect(parsed.kind).toBe("run");
+  });
+});
