@@ -5,7 +5,7 @@
  */
 import { eq } from "drizzle-orm";
 import { sha256Hex } from "../auth/secrets.ts";
-import { API_KEY_ID_TAKEN, configApplyStatements } from "../config/apply.ts";
+import { API_KEY_ID_TAKEN, JWT_ISSUER_TAKEN, configApplyStatements } from "../config/apply.ts";
 import { publishConfig } from "../config/publish.ts";
 import { utf8Length } from "../link/protocol.ts";
 import { parseGatewayConfig, type GatewayConfig } from "../config/schema.ts";
@@ -51,6 +51,10 @@ export async function applyConfig(d1: D1Database, validated: ValidatedConfig, no
     log({ event: "config.apply_failed", tenant: validated.config.tenant, detail: message }, "warn");
     if (message.includes(API_KEY_ID_TAKEN)) {
       throw new AdminError("conflict", "A key id in this file belongs to a key created through the admin API; give the file's key another id");
+    }
+    if (message.includes(JWT_ISSUER_TAKEN)) {
+      // Which tenant holds the pair is not this caller's business either.
+      throw new AdminError("conflict", "A JWT issuer and audience in this file (auth.jwt.issuers) already belong to another tenant; use an audience of your own");
     }
     if (/UNIQUE constraint failed: api_keys\.key_hash/.test(message)) {
       // Another key (of this or another tenant) has that digest; which one is not this caller's business.

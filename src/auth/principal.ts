@@ -9,6 +9,8 @@ export interface Principal {
   consumer: string;
   keyId: string;
   roles: string[];
+  /** A JWT caller's verified claims (policy conditions may read them as `${principal.claims.<path>}`); absent for API keys. */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 /** The stored facts about a key that decide whether it may be used. */

@@ -16,6 +16,12 @@ export type SqlValue = string | number | null;
 /** The database's error when the guard statement fires: the file lists the id of a key created through the admin API. */
 export const API_KEY_ID_TAKEN = "NOT NULL constraint failed: tenants.id";
 
+/**
+ * The database's error when the file names an (issuer, audience) pair another tenant already has: the pair is
+ * `jwt_issuers`' primary key, so the insert fails and rolls the whole batch back; the caller maps it to a conflict.
+ */
+export const JWT_ISSUER_TAKEN = "UNIQUE constraint failed: jwt_issuers.issuer, jwt_issuers.audience";
+
 export interface Statement {
   sql: string;
   params: SqlValue[];
@@ -79,6 +85,12 @@ export async function configApplyStatements(config: GatewayConfig, options: Appl
         key.ipFilter ? JSON.stringify({ allow: key.ipFilter.allow, deny: key.ipFilter.deny }) : null,
       ],
     });
+  }
+  // The tenant's JWT issuers: which tenant a token's (iss, aud) names. Its own rows go first, so only a pair held by
+  // another tenant can collide with the inserts.
+  statements.push({ sql: "DELETE FROM jwt_issuers WHERE tenant_id = ?", params: [tenant] });
+  for (const issuer of config.auth.jwt?.issuers ?? []) {
+    statements.push({ sql: "INSERT INTO jwt_issuers (issuer, audience, tenant_id) VALUES (?, ?, ?)", params: [issuer.issuer, issuer.audience, tenant] });
   }
   statements.push({
     sql: "UPDATE tenants SET config = ?, config_version = config_version + 1, config_digest = ?, config_applied_at = ? WHERE id = ? RETURNING config_version",

@@ -22,6 +22,8 @@ export interface PublishedServer {
 export interface PublishedConfig {
   tenant: string;
   authType: GatewayConfig["auth"]["type"];
+  /** The JWT issuers the tenant accepts: no secret (an HS256 secret is a Worker secret the entry only names). */
+  jwt?: NonNullable<GatewayConfig["auth"]["jwt"]>;
   servers: PublishedServer[];
   policies: PolicyConfig[];
   audit?: GatewayConfig["audit"];
@@ -35,6 +37,7 @@ export function publishConfig(config: GatewayConfig): PublishedConfig {
   return {
     tenant: config.tenant,
     authType: config.auth.type,
+    ...(config.auth.jwt ? { jwt: config.auth.jwt } : {}),
     // Built field by field, not by omitting: a key added to the server schema later stays on the host by default.
     servers: config.servers.map((s) => ({ id: s.id, name: s.name, prefix: s.prefix, enabled: s.enabled, timeout: s.timeout })),
     policies: config.policies,
@@ -56,6 +59,6 @@ export async function edgeDocument(config: GatewayConfig): Promise<Record<string
     config.auth.keys.map(async ({ key, keyHash, ...rest }) => ({ ...rest, keyHash: keyHash ?? (await sha256Hex(key as string)) })),
   );
   const { servers, policies, ...published } = publishConfig(config);
-  const { authType, ...sections } = published;
-  return { ...sections, auth: { type: authType, keys }, servers, policies };
+  const { authType, jwt, ...sections } = published;
+  return { ...sections, auth: { type: authType, keys, ...(jwt ? { jwt } : {}) }, servers, policies };
 }

@@ -8,6 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { auditRefusal } from "../audit/append.ts";
 import { ipFilterFor, type CompiledIpFilter, type IpFilterLists } from "../auth/ip-filter.ts";
 import { authenticateApiKey, recordKeyUse } from "../auth/authenticate.ts";
+import { authenticateJwt, looksLikeJwt } from "../auth/jwt.ts";
 import { lastUseIsStale, type Principal } from "../auth/principal.ts";
 import { tenantConfig } from "../config/tenant-config.ts";
 import { database, type Database } from "../db/client.ts";
@@ -65,10 +66,56 @@ const refusalMessages = {
   rotated: "The API key was rotated and its grace period has ended; use the new key",
 } as const;
 
-/** Resolves the bearer API key into a principal, or answers 401 with a WWW-Authenticate challenge. */
+/** Query parameters that carry a bearer token in other APIs; the gateway takes tokens only in the header. */
+const QUERY_TOKEN_PARAMETERS = ["access_token", "token"];
+
+/** The bearer credential when it is a JWT (three base64url segments), else undefined (API keys go their own way). */
+function bearerJwt(authorization: string | undefined): string | undefined {
+  const credential = /^Bearer[ \t]+([A-Za-z0-9_.-]+)[ \t]*$/i.exec(authorization ?? "")?.[1];
+  return credential !== undefined && looksLikeJwt(credential) ? credential : undefined;
+}
+
+/** An RFC 6750 invalid_token challenge; the description is a quoted-string, so quotes and backslashes are replaced. */
+function invalidToken(message: string): string {
+  return `Bearer realm="mcp-gateway", error="invalid_token", error_description="${message.replace(/["\\]/g, "'")}"`;
+}
+
+/**
+ * Resolves the bearer credential into a principal (an API key, or a JWT from one of the tenant's issuers), or
+ * answers 401 with a WWW-Authenticate challenge.
+ */
 export const requireApiKey = createMiddleware<GatewayContext>(async (c, next) => {
   const startedAt = Date.now();
   const db = database(c.env.DB);
+  // RFC 6750 §2.3 / MCP authorization: a token in the URL ends up in logs and histories, so it is never accepted.
+  const query = new URL(c.req.url).searchParams;
+  if (QUERY_TOKEN_PARAMETERS.some((name) => query.has(name))) {
+    const message = "Tokens in the query string are not accepted: send Authorization: Bearer <token> in the request header";
+    log({ event: "auth.refused", reason: "query_token", status: 401 }, "warn");
+    return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, message, {
+      "www-authenticate": `Bearer realm="mcp-gateway", error="invalid_request", error_description="${message}"`,
+    });
+  }
+  const jwt = bearerJwt(c.req.header("authorization"));
+  if (jwt !== undefined) {
+    let outcome: Awaited<ReturnType<typeof authenticateJwt>>;
+    try {
+      outcome = await authenticateJwt(db, c.env, jwt);
+    } catch (error) {
+      // Never a 500 for a token: whatever failed (D1, the config), the caller gets a challenge it can act on.
+      log({ event: "auth.jwt_failed", detail: error instanceof Error ? error.message : String(error) }, "error");
+      outcome = { ok: false, refusal: "keys_unavailable", message: "The token could not be verified right now; retry shortly" };
+    }
+    if (!outcome.ok) {
+      log({ event: "auth.refused", reason: `jwt_${outcome.refusal}`, ...(outcome.tenant ? { tenant: outcome.tenant } : {}), status: 401 }, "warn");
+      return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, outcome.message, { "www-authenticate": invalidToken(outcome.message) });
+    }
+    const ipRefusal = await checkClientIp(c, db, outcome.principal, null, startedAt);
+    if (ipRefusal) return ipRefusal;
+    c.set("principal", outcome.principal);
+    await next();
+    return;
+  }
   const outcome = await authenticateApiKey(db, c.req.header("authorization") ?? null, startedAt);
   if (!outcome.ok) {
     const message = refusalMessages[outcome.refusal];

@@ -88,8 +88,9 @@ describe("seedStatements", () => {
 
   it("writes one statement per line, each ending with a semicolon", async () => {
     const lines = (await seedStatements(twoKeys, connector)).trimEnd().split("\n");
-    // API-key guard, tenant, one consumer (shared by both keys), delete, two keys, published config, connector
-    expect(lines).toHaveLength(8);
+    // API-key guard, tenant, one consumer (shared by both keys), delete, two keys, the tenant's jwt_issuers delete,
+    // published config, connector
+    expect(lines).toHaveLength(9);
     for (const line of lines) expect(line).toMatch(/;$/);
   });
 });

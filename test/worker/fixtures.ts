@@ -31,6 +31,8 @@ export async function seedTenant(
     rateLimit?: unknown;
     /** The tenant's `ipFilter` section (`{allow, deny}` CIDR lists); a key's own lists go in its `ipFilter`. */
     ipFilter?: unknown;
+    /** The tenant's `auth.jwt` section (`{issuers: [...]}`): JWT issuers accepted next to its keys. */
+    jwt?: unknown;
   } = {},
 ) {
   const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
@@ -39,7 +41,7 @@ export async function seedTenant(
   const keys = options.keys ?? [{ id: "key-1", key: apiKey }];
   const config = gatewayConfigSchema.parse({
     tenant,
-    auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })) },
+    auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })), ...(options.jwt ? { jwt: options.jwt } : {}) },
     policies: options.policies ?? ALLOW_ALL,
     servers: options.servers ?? [],
     ...(options.redaction ? { redaction: options.redaction } : {}),

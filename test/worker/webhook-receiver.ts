@@ -22,6 +22,10 @@
  *   the next N of these fail too.
  * - `GET /control/<channel>/stripe`: every meter event request so far ({@link ReceivedStripeRequest}) and the
  *   events accepted ({@link AcceptedMeterEvent}), by identifier.
+ * - `POST /control/<channel>/jwks` with a JWK Set (`{"keys": [...]}`, public keys): what `GET /jwks/<channel>` serves
+ *   from then on (an empty set until told). `GET /control/<channel>/jwks-fetches` says how many times it was fetched.
+ * - `GET /oidc/<channel>/.well-known/openid-configuration`: an OpenID discovery document for the issuer
+ *   `<base>/oidc/<channel>`, whose jwks_uri is `<base>/jwks/<channel>` (test/worker/jwt.test.ts).
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -257,10 +261,36 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (!found) channels.set(name, (found = { requests: [], puts: [], objects: new Map(), stripe: [], meterEvents: new Map(), idempotent: new Map(), failures: { count: 0, status: 500, hang: false } }));
     return found;
   };
+  const keySets = new Map<string, { set: { keys: unknown[] }; fetches: number }>();
+  const jwks = (name: string) => {
+    let found = keySets.get(name);
+    if (!found) keySets.set(name, (found = { set: { keys: [] }, fetches: 0 }));
+    return found;
+  };
   const server = createServer(async (request, response) => {
     try {
       const url = new URL(request.url ?? "/", "http://receiver");
       const [kind, name, action] = url.pathname.split("/").filter(Boolean);
+      if (kind === "jwks" && name && request.method === "GET") {
+        const state = jwks(name);
+        state.fetches++;
+        json(response, 200, state.set);
+        return;
+      }
+      if (kind === "oidc" && name && url.pathname === `/oidc/${name}/.well-known/openid-configuration` && request.method === "GET") {
+        const base = `http://${request.headers.host}`;
+        json(response, 200, { issuer: `${base}/oidc/${name}`, jwks_uri: `${base}/jwks/${name}`, id_token_signing_alg_values_supported: ["RS256", "ES256"] });
+        return;
+      }
+      if (kind === "control" && name && action === "jwks" && request.method === "POST") {
+        jwks(name).set = JSON.parse(await readBody(request)) as { keys: unknown[] };
+        json(response, 200, { ok: true });
+        return;
+      }
+      if (kind === "control" && name && action === "jwks-fetches" && request.method === "GET") {
+        json(response, 200, { count: jwks(name).fetches });
+        return;
+      }
       if (kind === "hook" && name && request.method === "POST") {
         const state = channel(name);
         const body = await readBody(request);

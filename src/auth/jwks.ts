@@ -1,0 +1,116 @@
+/**
+ * @module The signing keys of JWT issuers, fetched and cached per isolate (jose's createRemoteJWKSet behaviour, with
+ * bounds this gateway controls): each fetch times out after {@link JWKS_FETCH_TIMEOUT_MS}; a key set is kept for
+ * {@link JWKS_CACHE_MS}; a token whose `kid` is not in the cached set triggers a refetch (key rotation), at most once
+ * per {@link JWKS_REFETCH_COOLDOWN_MS} per issuer, so tokens with made-up kids cannot make the gateway hammer an
+ * identity provider. With `discovery`, jwks_uri comes from `<issuer>/.well-known/openid-configuration`.
+ */
+import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from "jose";
+import { isSecureOrLoopbackUrl, type JwtIssuerConfig } from "./jwt-schema.ts";
+
+export const JWKS_FETCH_TIMEOUT_MS = 5_000;
+export const JWKS_CACHE_MS = 10 * 60_000;
+export const JWKS_REFETCH_COOLDOWN_MS = 30_000;
+
+/** The clock the cache reads; tests move it to step past the refetch cooldown and the cache lifetime. */
+export const jwksClock = { now: (): number => Date.now() };
+
+/** Why an issuer's keys could not be had: said to the caller as "the issuer's signing keys are unavailable". */
+export class JwksUnavailableError extends Error {}
+
+type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+
+interface CachedKeySet {
+  resolve: KeyResolver;
+  fetchedAt: number;
+}
+
+const MAX_ISSUERS = 500;
+const cache = new Map<string, CachedKeySet>();
+/** An issuer's fetch in flight, shared by concurrent requests of one isolate. */
+const inflight = new Map<string, Promise<CachedKeySet>>();
+
+/** Forgets every cached key set (tests). */
+export function clearJwksCache(): void {
+  cache.clear();
+  inflight.clear();
+}
+
+function cacheKey(issuer: JwtIssuerConfig): string {
+  return JSON.stringify([issuer.issuer, issuer.jwksUri ?? null, issuer.discovery === true]);
+}
+
+async function fetchJson(url: string, what: string): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { accept: "application/json" }, redirect: "manual", signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS) });
+  } catch (error) {
+    const timedOut = (error as Error).name === "TimeoutError" || (error as Error).name === "AbortError";
+    throw new JwksUnavailableError(`${what} could not be fetched${timedOut ? ` within ${JWKS_FETCH_TIMEOUT_MS / 1000} s` : ""}`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new JwksUnavailableError(`${what} answered HTTP ${response.status}`);
+  }
+  try {
+    return await response.json();
+  } catch {
+    throw new JwksUnavailableError(`${what} is not JSON`);
+  }
+}
+
+async function jwksUri(issuer: JwtIssuerConfig): Promise<string> {
+  if (issuer.jwksUri !== undefined) return issuer.jwksUri;
+  const discoveryUrl = `${issuer.issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
+  const document = (await fetchJson(discoveryUrl, "the issuer's OpenID configuration")) as { issuer?: unknown; jwks_uri?: unknown } | null;
+  // OpenID Connect Discovery §4.3: the document's issuer must be the one it was fetched for.
+  if (document?.issuer !== issuer.issuer) throw new JwksUnavailableError("the issuer's OpenID configuration names another issuer");
+  if (typeof document.jwks_uri !== "string" || !isSecureOrLoopbackUrl(document.jwks_uri)) {
+    throw new JwksUnavailableError("the issuer's OpenID configuration has no usable jwks_uri (https, or http to a loopback host)");
+  }
+  return document.jwks_uri;
+}
+
+async function load(issuer: JwtIssuerConfig): Promise<CachedKeySet> {
+  const key = cacheKey(issuer);
+  const running = inflight.get(key);
+  if (running) return running;
+  const work = (async () => {
+    const body = (await fetchJson(await jwksUri(issuer), "the issuer's JWKS")) as JSONWebKeySet | null;
+    if (!body || !Array.isArray(body.keys)) throw new JwksUnavailableError("the issuer's JWKS has no keys array");
+    let resolve: KeyResolver;
+    try {
+      resolve = createLocalJWKSet(body);
+    } catch {
+      throw new JwksUnavailableError("the issuer's JWKS is malformed");
+    }
+    const entry = { resolve, fetchedAt: jwksClock.now() };
+    cache.delete(key);
+    cache.set(key, entry);
+    if (cache.size > MAX_ISSUERS) cache.delete(cache.keys().next().value as string);
+    return entry;
+  })();
+  inflight.set(key, work);
+  try {
+    return await work;
+  } finally {
+    inflight.delete(key);
+  }
+}
+
+/**
+ * A key resolver for jose's jwtVerify: the cached key set (fetched when absent or older than JWKS_CACHE_MS), and,
+ * when no key matches the token's header, one refetch unless the set was fetched within the cooldown.
+ */
+export function issuerKeys(issuer: JwtIssuerConfig) {
+  return async (header: JWTHeaderParameters, token: FlattenedJWSInput) => {
+    let entry = cache.get(cacheKey(issuer));
+    if (!entry || jwksClock.now() - entry.fetchedAt >= JWKS_CACHE_MS) entry = await load(issuer);
+    try {
+      return await entry.resolve(header, token);
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey) || jwksClock.now() - entry.fetchedAt < JWKS_REFETCH_COOLDOWN_MS) throw error;
+    }
+    return (await load(issuer)).resolve(header, token);
+  };
+}
