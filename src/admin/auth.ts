@@ -6,6 +6,7 @@
  */
 import { createMiddleware } from "hono/factory";
 import { authenticateApiKey } from "../auth/authenticate.ts";
+import { clientIpVerdict } from "../http/guards.ts";
 import { bearerCredential, constantTimeEqual, sha256Hex } from "../auth/secrets.ts";
 import { ADMIN_ROLE } from "../config/schema.ts";
 import { database } from "../db/client.ts";
@@ -35,7 +36,9 @@ export const requireAdmin = createMiddleware<AdminContext>(async (c, next) => {
     c.set("admin", { platformAdmin: true, tenant: requested ?? null, consumer: null, keyId: null, roles: [] });
     return next();
   }
-  const outcome = await authenticateApiKey(database(c.env.DB), c.req.header("authorization") ?? null, Date.now());
+  const startedAt = Date.now();
+  const db = database(c.env.DB);
+  const outcome = await authenticateApiKey(db, c.req.header("authorization") ?? null, startedAt);
   if (!outcome.ok) {
     log({ event: "admin.refused", reason: outcome.refusal, status: 401 }, "warn");
     throw new AdminError("unauthenticated", outcome.refusal === "missing" ? "Authentication required: send Authorization: Bearer <admin key>" : "The credential is not valid, disabled or expired");
@@ -45,6 +48,10 @@ export const requireAdmin = createMiddleware<AdminContext>(async (c, next) => {
     log({ event: "admin.forbidden", tenant: principal.tenant, consumer: principal.consumer, status: 403 }, "warn");
     throw new AdminError("forbidden", `This key may not administer ${requested !== undefined ? "that tenant" : "this gateway"}: it needs the "${ADMIN_ROLE}" role of the tenant`);
   }
+  // The tenant's and the key's IP lists hold here as on /mcp: an admin key restricted to an office range is no
+  // master key from anywhere else. (The platform token is the operator's, above any tenant's lists.)
+  const ip = await clientIpVerdict(c.env, db, principal, outcome.ipFilter, c.req.raw.headers, startedAt);
+  if (!ip.ok) throw new AdminError(ip.status === 403 ? "forbidden" : "unavailable", ip.message);
   c.set("admin", { platformAdmin: false, tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId, roles: principal.roles });
   return next();
 });

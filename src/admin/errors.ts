@@ -13,6 +13,7 @@ export const AdminErrorCode = {
   Conflict: "conflict",
   TooLarge: "too_large",
   InvalidConfig: "invalid_config",
+  Unavailable: "unavailable",
 } as const;
 export type AdminErrorCode = (typeof AdminErrorCode)[keyof typeof AdminErrorCode];
 
@@ -24,6 +25,7 @@ const statusOf: Record<AdminErrorCode, ContentfulStatusCode> = {
   conflict: 409,
   too_large: 413,
   invalid_config: 422,
+  unavailable: 503,
 };
 
 export class AdminError extends Error {

@@ -26,6 +26,12 @@ interface CachedKeySet {
 }
 
 const MAX_ISSUERS = 500;
+/** A JWKS or discovery document above this is refused (real ones are a few KB). */
+const MAX_JWKS_BYTES = 256 * 1024;
+/** A key set with more keys than this is refused. */
+const MAX_JWKS_KEYS = 100;
+/** When each issuer's last fetch failed: no new attempt within the cooldown. */
+const failures = new Map<string, number>();
 const cache = new Map<string, CachedKeySet>();
 /** An issuer's fetch in flight, shared by concurrent requests of one isolate. */
 const inflight = new Map<string, Promise<CachedKeySet>>();
@@ -34,6 +40,7 @@ const inflight = new Map<string, Promise<CachedKeySet>>();
 export function clearJwksCache(): void {
   cache.clear();
   inflight.clear();
+  failures.clear();
 }
 
 function cacheKey(issuer: JwtIssuerConfig): string {
@@ -52,11 +59,44 @@ async function fetchJson(url: string, what: string): Promise<unknown> {
     await response.body?.cancel();
     throw new JwksUnavailableError(`${what} answered HTTP ${response.status}`);
   }
+  // A tenant chooses the URL and anyone with a token-shaped string can make us fetch it: bounded, whatever it sends.
+  const declared = Number(response.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > MAX_JWKS_BYTES) {
+    await response.body?.cancel();
+    throw new JwksUnavailableError(`${what} is larger than ${MAX_JWKS_BYTES} bytes`);
+  }
+  const text = await boundedText(response, MAX_JWKS_BYTES);
+  if (text === undefined) throw new JwksUnavailableError(`${what} is larger than ${MAX_JWKS_BYTES} bytes`);
   try {
-    return await response.json();
+    return JSON.parse(text);
   } catch {
     throw new JwksUnavailableError(`${what} is not JSON`);
   }
+}
+
+/** The body as text, or undefined (the rest cancelled) once it exceeds `max` bytes. */
+async function boundedText(response: Response, max: number): Promise<string | undefined> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 async function jwksUri(issuer: JwtIssuerConfig): Promise<string> {
@@ -75,9 +115,16 @@ async function load(issuer: JwtIssuerConfig): Promise<CachedKeySet> {
   const key = cacheKey(issuer);
   const running = inflight.get(key);
   if (running) return running;
+  // A fetch that failed recently is not repeated for every token that names this issuer: forged tokens would
+  // otherwise turn into a fetch each (and pile onto a provider that is already failing).
+  const failedAt = failures.get(key);
+  if (failedAt !== undefined && jwksClock.now() - failedAt < JWKS_REFETCH_COOLDOWN_MS) {
+    throw new JwksUnavailableError("the issuer's keys could not be fetched a moment ago; retry shortly");
+  }
   const work = (async () => {
     const body = (await fetchJson(await jwksUri(issuer), "the issuer's JWKS")) as JSONWebKeySet | null;
     if (!body || !Array.isArray(body.keys)) throw new JwksUnavailableError("the issuer's JWKS has no keys array");
+    if (body.keys.length > MAX_JWKS_KEYS) throw new JwksUnavailableError(`the issuer's JWKS has more than ${MAX_JWKS_KEYS} keys`);
     let resolve: KeyResolver;
     try {
       resolve = createLocalJWKSet(body);
@@ -92,7 +139,13 @@ async function load(issuer: JwtIssuerConfig): Promise<CachedKeySet> {
   })();
   inflight.set(key, work);
   try {
-    return await work;
+    const entry = await work;
+    failures.delete(key);
+    return entry;
+  } catch (error) {
+    failures.set(key, jwksClock.now());
+    if (failures.size > MAX_ISSUERS) failures.delete(failures.keys().next().value as string);
+    throw error;
   } finally {
     inflight.delete(key);
   }

@@ -147,19 +147,15 @@ function afterResponse(c: { readonly executionCtx: { waitUntil(promise: Promise<
   }
 }
 
+/** Why a request's client address is refused, or nothing when it may proceed (tenant and key lists both apply). */
+export type ClientIpVerdict = { ok: true } | { ok: false; status: 403 | 503; message: string };
+
 /**
- * The tenant's and the key's IP allow/deny lists, checked on `CF-Connecting-IP` only (the address Cloudflare saw;
- * `X-Forwarded-For` is the client's to write, so it never counts). Undefined when the request may go on; otherwise
- * 403 (audited in the tenant's chain), or 503 when the tenant's config cannot be read or its lists compiled (fail
- * closed). The lists are compiled once per config version (and per distinct key lists), not per request.
+ * The IP allow and deny lists of the principal's tenant and of its key (`keyLists`; null for a JWT), checked on
+ * `CF-Connecting-IP` only — never X-Forwarded-For and the like, which the client writes. A refusal is audited in the
+ * tenant's chain and logged. Lists that cannot be read refuse (fail closed). Used by /mcp and by the admin API.
  */
-async function checkClientIp(
-  c: { env: Env; req: { raw: Request; header(name: string): string | undefined } },
-  db: Database,
-  principal: Principal,
-  keyLists: IpFilterLists | null,
-  startedAt: number,
-): Promise<Response | undefined> {
+export async function clientIpVerdict(env: Env, db: Database, principal: Principal, keyLists: IpFilterLists | null, headers: Headers, startedAt: number): Promise<ClientIpVerdict> {
   let tenantFilter: CompiledIpFilter;
   let keyFilter: CompiledIpFilter;
   try {
@@ -167,22 +163,31 @@ async function checkClientIp(
     keyFilter = ipFilterFor(keyLists);
   } catch (error) {
     log({ event: "auth.ip_filter_unavailable", tenant: principal.tenant, detail: (error as Error).message, status: 503 }, "error");
-    return jsonRpcErrorResponse(
-      503,
-      GatewayErrorCode.Unavailable,
-      "The gateway could not read this tenant's IP allow and deny lists, so the request was refused; retry shortly",
-    );
+    return { ok: false, status: 503, message: "The gateway could not read this tenant's IP allow and deny lists, so the request was refused; retry shortly" };
   }
-  if (!tenantFilter.active && !keyFilter.active) return undefined;
-  const ip = c.req.header("cf-connecting-ip") ?? null;
+  if (!tenantFilter.active && !keyFilter.active) return { ok: true };
+  const ip = headers.get("cf-connecting-ip");
   const refusal = [
     { scope: "tenant", result: tenantFilter.check(ip) },
     { scope: "key", result: keyFilter.check(ip) },
   ].find((r) => !r.result.allowed);
-  if (!refusal || refusal.result.allowed) return undefined;
+  if (!refusal || refusal.result.allowed) return { ok: true };
   const message = `The client address is not allowed for this ${refusal.scope === "key" ? "API key" : "tenant"}`;
   const who = { tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId };
-  await auditRefusal(c.env, db, who, c.req.raw.headers, `${message}: ${refusal.result.reason} (IP filter)`, startedAt, GatewayErrorCode.Forbidden);
+  await auditRefusal(env, db, who, headers, `${message}: ${refusal.result.reason} (IP filter)`, startedAt, GatewayErrorCode.Forbidden);
   log({ event: "auth.refused", reason: `ip_filter_${refusal.scope}`, tenant: principal.tenant, status: 403 }, "warn");
-  return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, message);
+  return { ok: false, status: 403, message };
+}
+
+/** {@link clientIpVerdict} as /mcp answers it: a JSON-RPC error response, or nothing to let the request through. */
+async function checkClientIp(
+  c: { env: Env; req: { raw: Request } },
+  db: Database,
+  principal: Principal,
+  keyLists: IpFilterLists | null,
+  startedAt: number,
+): Promise<Response | undefined> {
+  const verdict = await clientIpVerdict(c.env, db, principal, keyLists, c.req.raw.headers, startedAt);
+  if (verdict.ok) return undefined;
+  return jsonRpcErrorResponse(verdict.status, verdict.status === 403 ? GatewayErrorCode.Forbidden : GatewayErrorCode.Unavailable, verdict.message);
 }

@@ -238,3 +238,21 @@ describe("gateway.yaml through the admin API", () => {
     expect((await call(t.consumerKey, "192.0.2.1")).status).toBe(200);
   });
 });
+
+describe("the admin API", () => {
+  it("holds an admin key to its tenant's and its own IP lists, as /mcp does", async () => {
+    const admin = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
+    await seedTenant({
+      ipFilter: { allow: ["192.0.2.0/24", "198.51.100.0/24"] },
+      keys: [{ id: "ops", key: admin, roles: ["admin"], ipFilter: { allow: ["192.0.2.0/24"] } }],
+    });
+    const whoami = (ip: string, headers: Record<string, string> = {}) => adminCall("GET", "/admin/v1/whoami", admin, undefined, { "cf-connecting-ip": ip, ...headers });
+    expect((await whoami("192.0.2.10")).status).toBe(200);
+    // Inside the tenant's list, outside the key's own.
+    const byKey = await whoami("198.51.100.7");
+    expect(byKey.status).toBe(403);
+    expect(byKey.body.error).toMatchObject({ code: "forbidden", message: "The client address is not allowed for this API key" });
+    expect((await whoami("203.0.113.5", { "x-forwarded-for": "192.0.2.10" })).status).toBe(403);
+    expect((await adminCall("GET", "/admin/v1/keys", admin, undefined, { "cf-connecting-ip": "203.0.113.5" })).status).toBe(403);
+  });
+});

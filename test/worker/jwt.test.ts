@@ -280,6 +280,18 @@ describe("JWKS rotation, the refetch cooldown and fetch failures", () => {
     expect(await fetches(t.channel)).toBe(3);
   });
 
+  it("a failing JWKS is not fetched again for every token within the cooldown (forged tokens cannot make a fetch each)", async () => {
+    const t = await jwtTenant();
+    await fetch(`${receiver}/control/${t.channel}/jwks`, { method: "POST", body: JSON.stringify({ keys: "not a list" }) });
+    const start = Date.now();
+    jwksClock.now = () => start;
+    for (let i = 0; i < 5; i++) expect((await call(await token(t))).status).toBe(401);
+    expect(await fetches(t.channel)).toBe(1);
+    jwksClock.now = () => start + JWKS_REFETCH_COOLDOWN_MS + 1_000;
+    expect((await call(await token(t))).status).toBe(401);
+    expect(await fetches(t.channel)).toBe(2);
+  });
+
   it("an unreachable JWKS is a 401 naming the cause, never a 500", async () => {
     const t = await jwtTenant({ jwksUri: `${receiver}/no-such-route` });
     await refused(await token(t), "The token's issuer's signing keys are unavailable (the issuer's JWKS answered HTTP 404); retry shortly");
