@@ -24,8 +24,8 @@ export default defineConfig(async () => {
                   AUDIT_CHECKPOINT_EVERY: "25",
                   // Root of the audit webhooks' signing keys in the worker tests (test/worker/audit-delivery.test.ts).
                   AUDIT_WEBHOOK_SECRET: "test-audit-webhook-secret",
-                  // An HS256 shared secret a tenant's JWT issuer may name (test/worker/jwt.test.ts).
-                  JWT_TEST_HS256_SECRET: "test-hs256-shared-secret-of-32-bytes!",
+                  // Tenant hs-tenant's HS256 shared secret (test/worker/jwt.test.ts): JWT_<TENANT>_… names only.
+                  JWT_HS_TENANT_SECRET: "test-hs256-shared-secret-of-32-bytes!",
                   // Credentials of the audit S3 sink in the worker tests; the receiver (test/worker/webhook-receiver.ts) knows them.
                   AUDIT_S3_ACCESS_KEY_ID: "TESTAUDITS3ACCESSKEY",
                   AUDIT_S3_SECRET_ACCESS_KEY: "test-audit-s3-secret-access-key",

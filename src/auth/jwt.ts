@@ -9,6 +9,7 @@
  * an API key's. Tokens are never logged; refusals carry stable messages (they are also the WWW-Authenticate
  * error_description).
  */
+import { jwtSecretPrefix } from "../config/schema.ts";
 import { eq } from "drizzle-orm";
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { tenantConfig } from "../config/tenant-config.ts";
@@ -113,7 +114,8 @@ async function verifyForIssuer(env: Env, token: string, issuer: JwtIssuerConfig,
   let payload: JWTPayload;
   try {
     if (issuer.hs256SecretEnv !== undefined) {
-      const secret = (env as unknown as Record<string, unknown>)[issuer.hs256SecretEnv];
+      // Only this tenant's secrets (config apply refuses others; checked again here, where the secret is read).
+      const secret = issuer.hs256SecretEnv.startsWith(jwtSecretPrefix(tenant)) ? (env as unknown as Record<string, unknown>)[issuer.hs256SecretEnv] : undefined;
       if (typeof secret !== "string" || secret.length === 0) {
         return refuse("misconfigured", "The token's issuer cannot be verified: its HS256 secret is not set on the gateway", tenant);
       }

@@ -282,7 +282,20 @@ function policyChecks(config: GatewayConfig): string[] {
       if (ungranted.has(role)) errors.push(`auth.keys[${k}].roles[${r}]: no policy grants the role "${role}" (roles in policies: ${known})`);
     });
   });
+  // A tenant's HS256 secret is its own: the name carries the tenant, so no file can name another tenant's secret
+  // and accept the tokens that tenant's issuer mints.
+  const secretPrefix = jwtSecretPrefix(config.tenant);
+  config.auth.jwt?.issuers.forEach((issuer, i) => {
+    if (issuer.hs256SecretEnv !== undefined && !issuer.hs256SecretEnv.startsWith(secretPrefix)) {
+      errors.push(`auth.jwt.issuers[${i}].hs256SecretEnv: must begin with ${secretPrefix} (this tenant's secrets), e.g. ${secretPrefix}SECRET`);
+    }
+  });
   return errors;
+}
+
+/** How the names of a tenant's HS256 Worker secrets begin: `JWT_`, the tenant id in capitals (`-` as `_`), `_`. */
+export function jwtSecretPrefix(tenant: string): string {
+  return `JWT_${tenant.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_`;
 }
 
 /** The roles no policy grants (`admin` needs none; a policy for "*" grants every role): a key holding one is an error. */

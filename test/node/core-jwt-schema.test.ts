@@ -100,6 +100,10 @@ describe("auth.jwt.issuers", () => {
     );
     expect(errors([{ ...ISSUER, algorithms: ["HS256"], hs256SecretEnv: "JWT_ACME_SECRET" }])).toContain("auth.jwt.issuers[0].hs256SecretEnv: an HS256 issuer has no jwksUri or discovery");
     expect(errors([{ ...bare, algorithms: ["HS256"], hs256SecretEnv: "not a name" }]).join("\n")).toContain("auth.jwt.issuers[0].hs256SecretEnv");
+    // Another tenant's secret is not this tenant's (tenant acme: JWT_ACME_…).
+    expect(errors([{ ...bare, algorithms: ["HS256"], hs256SecretEnv: "JWT_GLOBEX_SECRET" }])).toContain(
+      "auth.jwt.issuers[0].hs256SecretEnv: must begin with JWT_ACME_ (this tenant's secrets), e.g. JWT_ACME_SECRET",
+    );
     // A platform secret is not a tenant's token key.
     expect(errors([{ ...bare, algorithms: ["HS256"], hs256SecretEnv: "AUDIT_SIGNING_KEY" }]).join("\n")).toContain("must name a Worker secret whose name begins with JWT_");
   });

@@ -29,13 +29,15 @@ export async function seedTenant(
     servers?: unknown[];
     redaction?: unknown;
     rateLimit?: unknown;
+    /** A fixed tenant id (default: a fresh one per call). */
+    tenant?: string;
     /** The tenant's `ipFilter` section (`{allow, deny}` CIDR lists); a key's own lists go in its `ipFilter`. */
     ipFilter?: unknown;
     /** The tenant's `auth.jwt` section (`{issuers: [...]}`): JWT issuers accepted next to its keys. */
     jwt?: unknown;
   } = {},
 ) {
-  const tenant = `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
+  const tenant = options.tenant ?? `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
   const apiKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
   const connectorToken = `gwc_${crypto.randomUUID().replace(/-/g, "")}`;
   const keys = options.keys ?? [{ id: "key-1", key: apiKey }];

@@ -38,7 +38,7 @@ async function fetches(channel: string): Promise<number> {
 }
 
 /** A tenant with one JWT issuer whose JWKS the receiver serves (RS256 + ES256 + EdDSA keys unless told). */
-async function jwtTenant(issuerOptions: Record<string, unknown> = {}, extra: { policies?: unknown[] } = {}) {
+async function jwtTenant(issuerOptions: Record<string, unknown> = {}, extra: { policies?: unknown[]; tenant?: string } = {}) {
   const channel = `jwt-${crypto.randomUUID()}`;
   const rsa = await signer("RS256", "rsa-1");
   const ec = await signer("ES256", "ec-1");
@@ -49,6 +49,7 @@ async function jwtTenant(issuerOptions: Record<string, unknown> = {}, extra: { p
   const seeded = await seedTenant({
     jwt: { issuers: [{ issuer, audience, jwksUri: `${receiver}/jwks/${channel}`, algorithms: ["RS256", "ES256", "EdDSA"], ...issuerOptions }] },
     ...(extra.policies ? { policies: extra.policies } : {}),
+    ...(extra.tenant ? { tenant: extra.tenant } : {}),
   });
   return { ...seeded, channel, issuer, audience, rsa, ec, ed };
 }
@@ -300,14 +301,21 @@ describe("JWKS rotation, the refetch cooldown and fetch failures", () => {
 
 describe("HS256, only when configured", () => {
   it("a token signed with the named Worker secret is accepted; RS tokens are then refused", async () => {
-    // JWT_TEST_HS256_SECRET is a binding of the worker tests (vitest.config.ts).
-    const secret = new TextEncoder().encode((env as unknown as Record<string, string>).JWT_TEST_HS256_SECRET);
-    const t = await jwtTenant({ jwksUri: undefined, algorithms: ["HS256"], hs256SecretEnv: "JWT_TEST_HS256_SECRET" });
+    // JWT_HS_TENANT_SECRET is a binding of the worker tests (vitest.config.ts): tenant hs-tenant's own secret.
+    const secret = new TextEncoder().encode((env as unknown as Record<string, string>).JWT_HS_TENANT_SECRET);
+    const t = await jwtTenant({ jwksUri: undefined, algorithms: ["HS256"], hs256SecretEnv: "JWT_HS_TENANT_SECRET" }, { tenant: "hs-tenant" });
     const hs = await new SignJWT({ iss: t.issuer, aud: t.audience, sub: "svc", roles: ["reader"], exp: now() + 300 }).setProtectedHeader({ alg: "HS256" }).sign(secret);
     expect((await call(hs)).status).toBe(200);
     await refused(await token(t), "The token's algorithm (alg) is not allowed for its issuer");
     const wrongSecret = await new SignJWT({ iss: t.issuer, aud: t.audience, sub: "svc", exp: now() + 300 }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode("guessed"));
     await refused(wrongSecret, "The token's signature is not valid");
+  });
+
+  it("another tenant's secret is never used, even when its file names it (the name must carry the tenant)", async () => {
+    const secret = new TextEncoder().encode((env as unknown as Record<string, string>).JWT_HS_TENANT_SECRET);
+    const t = await jwtTenant({ jwksUri: undefined, algorithms: ["HS256"], hs256SecretEnv: "JWT_HS_TENANT_SECRET" });
+    const hs = await new SignJWT({ iss: t.issuer, aud: t.audience, sub: "svc", roles: ["reader"], exp: now() + 300 }).setProtectedHeader({ alg: "HS256" }).sign(secret);
+    expect((await call(hs)).status).toBe(401);
   });
 
   it("a named secret that is not set refuses the token (401, not 500)", async () => {
