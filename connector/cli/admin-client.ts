@@ -29,23 +29,31 @@ export type AdminResult = { ok: true; status: number; body: unknown } | { ok: fa
 
 export type SendOptions = { timeoutMs?: number; fetch?: typeof fetch };
 
-export async function sendAdminRequest(connection: Connection, request: AdminRequest, options: SendOptions = {}): Promise<AdminResult> {
+/** The URL and fetch options of one admin request (the signal is the caller's: timeouts differ). */
+function adminFetch(connection: Connection, request: AdminRequest, accept: string): { url: string; init: RequestInit } {
   const url = requestUrl(connection.url, request.path, connection.tenant, request.query);
-  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
-  const headers: Record<string, string> = { authorization: `Bearer ${connection.adminKey}`, accept: "application/json" };
+  const headers: Record<string, string> = { authorization: `Bearer ${connection.adminKey}`, accept };
   if (request.body) headers["content-type"] = request.body.contentType;
-
-  let response: Response;
-  let text: string;
-  try {
-    response = await (options.fetch ?? fetch)(url, {
+  return {
+    url,
+    init: {
       method: request.method,
       headers,
       ...(request.body ? { body: request.body.text } : {}),
       // A redirect is refused rather than followed: following it could resend the admin key, or turn a PUT into a GET.
       redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    },
+  };
+}
+
+export async function sendAdminRequest(connection: Connection, request: AdminRequest, options: SendOptions = {}): Promise<AdminResult> {
+  const { url, init } = adminFetch(connection, request, "application/json");
+  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
+
+  let response: Response;
+  let text: string;
+  try {
+    response = await (options.fetch ?? fetch)(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     text = await response.text();
   } catch (error) {
     return { ok: false, failure: { kind: "network", url, reason: networkReason(error, timeoutMs) } };
@@ -122,11 +130,9 @@ export type StreamOptions = SendOptions & {
  * answer is read whole and classified as {@link sendAdminRequest} does.
  */
 export async function streamAdminRequest(connection: Connection, request: AdminRequest, options: StreamOptions = {}): Promise<AdminStream> {
-  const url = requestUrl(connection.url, request.path, connection.tenant, request.query);
+  const { url, init } = adminFetch(connection, request, options.accept ?? "application/json");
   const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const idleMs = options.idleTimeoutMs ?? options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
-  const headers: Record<string, string> = { authorization: `Bearer ${connection.adminKey}`, accept: options.accept ?? "application/json" };
-  if (request.body) headers["content-type"] = request.body.contentType;
 
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -143,13 +149,7 @@ export async function streamAdminRequest(connection: Connection, request: AdminR
   let response: Response;
   arm(timeoutMs, "headers");
   try {
-    response = await (options.fetch ?? fetch)(url, {
-      method: request.method,
-      headers,
-      ...(request.body ? { body: request.body.text } : {}),
-      redirect: "manual",
-      signal: controller.signal,
-    });
+    response = await (options.fetch ?? fetch)(url, { ...init, signal: controller.signal });
   } catch (error) {
     disarm();
     return { ok: false, failure: { kind: "network", url, reason: networkReason(error, timeoutMs) } };

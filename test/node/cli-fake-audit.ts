@@ -3,12 +3,11 @@
  * entries with opaque cursors and a small page size (so paging is exercised), stats, and scripted streams for
  * verify (NDJSON) and export, which can be cut mid-way, stall, or wait for the test before going on.
  */
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { appendEntry } from "../../src/audit/chain.ts";
 import type { AuditEntry } from "../../src/audit/entry.ts";
 import { fields } from "./core-audit-fixtures.ts";
+import { closeServer, listenOnLoopback } from "./loopback-server.ts";
 
 export const AUDIT_ADMIN_KEY = "gw_audit_admin_key_for_tests";
 
@@ -78,14 +77,11 @@ export class FakeAuditApi {
   }
 
   async start(): Promise<void> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenOnLoopback(this.server);
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {

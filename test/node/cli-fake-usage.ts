@@ -3,9 +3,8 @@
  * it records every request and answers with what the test put in {@link FakeUsageApi.usage},
  * {@link FakeUsageApi.chargeback} (JSON, or CSV for format=csv) and {@link FakeUsageApi.stripe}.
  */
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOnLoopback } from "./loopback-server.ts";
 
 export const USAGE_ADMIN_KEY = "gw_usage_admin_key_for_tests";
 
@@ -134,13 +133,10 @@ export class FakeUsageApi {
   }
 
   async start(): Promise<void> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenOnLoopback(this.server);
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 }

@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../connector/cli/main.ts";
 import { sha256Hex } from "../../src/auth/secrets.ts";
 import { parseGatewayConfig } from "../../src/config/schema.ts";
+import { closeServer, listenOnLoopback } from "./loopback-server.ts";
 
 const BIN = fileURLToPath(new URL("../../connector/bin/mcp-gateway.mjs", import.meta.url));
 const TENANT_ADMIN = "gw_tenant_admin_key_for_tests";
@@ -51,14 +52,11 @@ class FakeAdminApi {
   }
 
   async start(): Promise<void> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenOnLoopback(this.server);
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private answer(method: string, url: URL, headers: IncomingMessage["headers"], body: string): [number, unknown] {
