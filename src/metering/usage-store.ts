@@ -19,6 +19,7 @@
 import { LATENCY_BUCKET_COUNT, LATENCY_BUCKETS_MS } from "./histogram.ts";
 import { billableCalls, compilePriceTable, costNanos, costNumber, type PriceTable } from "./pricing.ts";
 import { DEFAULT_METERING, type MeteringConfig } from "./schema.ts";
+import type { UsageCounts } from "./fold.ts";
 import { flushAuditLog } from "../audit/append.ts";
 import type { Env } from "../env.ts";
 
@@ -91,20 +92,11 @@ export interface LatencySummary {
   p99: number | null;
 }
 
-/** The counts of a group (or of the totals). */
-export interface UsageSummary {
-  calls: number;
-  ok: number;
-  errors: number;
-  denied: number;
-  limited: number;
-  unknown: number;
-  unauthenticated: number;
+/** The counts of a group (or of the totals): the usage row's counters, with latency summarised and cost added. */
+export interface UsageSummary extends Omit<UsageCounts, "latencySumMs" | "latencyBuckets"> {
   /** Calls that reached their server (ok + errors): what `perCall` prices. */
   billableCalls: number;
   latencyMs: LatencySummary;
-  requestBytes: number;
-  responseBytes: number;
   /** requestBytes + responseBytes: what `perKB` prices. */
   bytes: number;
   /** In `currency`, six decimals at most. */
