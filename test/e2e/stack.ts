@@ -98,7 +98,13 @@ export class ConnectorProcess {
 /** The e2e gateway's audit checkpoint keys (made per test run). */
 export const E2E_AUDIT_KEYS = generateCheckpointKeys();
 
-export async function startStack(serversFor: (dir: string) => Record<string, unknown>[] = (dir) => [EVERYTHING_SERVER, memoryServer(dir)]): Promise<Stack> {
+/** Top-level sections of the e2e tenant's gateway.yaml to set or replace (`rateLimit`, `audit`, `policies`, …). */
+export type TenantOverrides = Record<string, unknown>;
+
+export async function startStack(
+  serversFor: (dir: string) => Record<string, unknown>[] = (dir) => [EVERYTHING_SERVER, memoryServer(dir)],
+  overrides: TenantOverrides = {},
+): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-gateway-e2e-"));
   const servers = serversFor(dir);
   const persist = join(dir, "state");
@@ -116,6 +122,7 @@ export async function startStack(serversFor: (dir: string) => Record<string, unk
     servers,
     // The suites that test transport and relaying let the agent use everything; policy has its own suites.
     policies: [{ id: "e2e-allow-all", roles: ["reader"], rules: [{ action: "allow" }] }],
+    ...overrides,
   });
   await applyMigrations({ persistTo: persist });
   await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: persist });
