@@ -20,6 +20,12 @@ export interface Env {
   /** Comma-separated accepted Host header values; empty accepts any. */
   ALLOWED_HOSTS?: string;
   /**
+   * The gateway's public origin (`https://mcp.example.com`): tenants' OAuth resource URLs are
+   * `<PUBLIC_URL>/t/<tenant>/mcp`, and tokens must be minted for exactly those (src/auth/oauth.ts). Unset = the
+   * request's own origin. Set but not an http(s) origin = OAuth refused (never a guessed audience).
+   */
+  PUBLIC_URL?: string;
+  /**
    * Secret: lowercase hex SHA-256 of the platform admin token, which may administer every tenant through
    * /admin/v1. Unset = no platform admin (tenant admin keys only). The token itself is stored nowhere.
    */

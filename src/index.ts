@@ -2,6 +2,8 @@
  * @module The Worker: the Hono app and its routes, and the Durable Object classes it exports.
  *
  *   /mcp      agents (Streamable HTTP MCP): origin → authenticate → body limit → MCP handler → Connector DO
+ *   /t/<tenant>/mcp  the same, addressed to one tenant: its OAuth protected resource (MCP authorization)
+ *   /.well-known/oauth-protected-resource/t/<tenant>/mcp  that resource's metadata (RFC 9728)
  *   /connect  connectors (WebSocket, dialled out from the customer's hosts) → Connector DO
  *   /admin/v1 administrators and the mcp-gateway CLI (admin key or platform token) → D1, Connector DO
  *   /openapi.json  the admin API's OpenAPI 3.1 description
@@ -14,7 +16,8 @@ import { ADMIN_BASE, adminApp } from "./admin/app.ts";
 import { requireAdmin } from "./admin/auth.ts";
 import { AdminError, adminErrorResponse } from "./admin/errors.ts";
 import { acceptConnector } from "./connectors/route.ts";
-import { mcpBodyLimit, originGuard, requireApiKey, type GatewayContext } from "./http/guards.ts";
+import { authenticateCaller, mcpBodyLimit, originGuard, type GatewayContext } from "./http/guards.ts";
+import { METADATA_ROUTES, metadataPreflight, serveProtectedResourceMetadata, serveSharedEndpointMetadata } from "./http/protected-resource.ts";
 import { JsonRpcErrorCode } from "./link/errors.ts";
 import { log } from "./log.ts";
 import { jsonRpcErrorResponse } from "./mcp/errors.ts";
@@ -28,7 +31,11 @@ export { RateLimiterDurableObject } from "./ratelimit/durable-object.ts";
 const app = new Hono<GatewayContext>();
 
 app.get("/healthz", (c) => c.json({ ok: true }));
-app.all("/mcp", originGuard, requireApiKey, mcpBodyLimit, serveMcp);
+app.all("/mcp", originGuard, authenticateCaller, mcpBodyLimit, serveMcp);
+app.all("/t/:tenant/mcp", originGuard, authenticateCaller, mcpBodyLimit, serveMcp);
+app.get(METADATA_ROUTES.tenant, serveProtectedResourceMetadata);
+for (const path of METADATA_ROUTES.shared) app.get(path, serveSharedEndpointMetadata);
+app.on("OPTIONS", [METADATA_ROUTES.tenant, ...METADATA_ROUTES.shared], metadataPreflight);
 app.get("/connect", acceptConnector);
 app.get("/metrics", requireAdmin, serveMetrics);
 app.route("/", adminApp());
@@ -50,7 +57,7 @@ app.onError((error, c) => {
   const requestId = crypto.randomUUID();
   log({ event: "worker.error", path, requestId, detail: error.message }, "error");
   const message = `Internal error; the gateway logged it as ${requestId}`;
-  return path === "/mcp" ? jsonRpcErrorResponse(500, JsonRpcErrorCode.InternalError, message) : c.json({ error: message }, 500);
+  return path === "/mcp" || /^\/t\/[^/]+\/mcp$/.test(path) ? jsonRpcErrorResponse(500, JsonRpcErrorCode.InternalError, message) : c.json({ error: message }, 500);
 });
 
 export default app;

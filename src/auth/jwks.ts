@@ -3,7 +3,8 @@
  * bounds this gateway controls): each fetch times out after {@link JWKS_FETCH_TIMEOUT_MS}; a key set is kept for
  * {@link JWKS_CACHE_MS}; a token whose `kid` is not in the cached set triggers a refetch (key rotation), at most once
  * per {@link JWKS_REFETCH_COOLDOWN_MS} per issuer, so tokens with made-up kids cannot make the gateway hammer an
- * identity provider. With `discovery`, jwks_uri comes from `<issuer>/.well-known/openid-configuration`.
+ * identity provider. With `discovery`, jwks_uri comes from `<issuer>/.well-known/openid-configuration`, or from the
+ * RFC 8414 authorization server metadata when there is no OpenID configuration.
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from "jose";
 import { isSecureOrLoopbackUrl, type JwtIssuerConfig } from "./jwt-schema.ts";
@@ -16,7 +17,14 @@ export const JWKS_REFETCH_COOLDOWN_MS = 30_000;
 export const jwksClock = { now: (): number => Date.now() };
 
 /** Why an issuer's keys could not be had: said to the caller as "the issuer's signing keys are unavailable". */
-export class JwksUnavailableError extends Error {}
+export class JwksUnavailableError extends Error {
+  /** The HTTP status of a document that was answered with an error status. */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.status = status;
+  }
+}
 
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 
@@ -57,7 +65,7 @@ async function fetchJson(url: string, what: string): Promise<unknown> {
   }
   if (!response.ok) {
     await response.body?.cancel();
-    throw new JwksUnavailableError(`${what} answered HTTP ${response.status}`);
+    throw new JwksUnavailableError(`${what} answered HTTP ${response.status}`, response.status);
   }
   // A tenant chooses the URL and anyone with a token-shaped string can make us fetch it: bounded, whatever it sends.
   const declared = Number(response.headers.get("content-length"));
@@ -99,14 +107,37 @@ async function boundedText(response: Response, max: number): Promise<string | un
   return new TextDecoder().decode(all);
 }
 
+/**
+ * The discovery documents tried, in order: OpenID Connect Discovery (`<issuer>/.well-known/openid-configuration`),
+ * then RFC 8414's `/.well-known/oauth-authorization-server` inserted before the issuer's path (OAuth authorization
+ * servers that are not OpenID providers publish only that one; MCP clients try both the same way).
+ */
+export function discoveryUrls(issuer: string): { url: string; what: string }[] {
+  const url = new URL(issuer);
+  const path = url.pathname.replace(/\/+$/, "");
+  return [
+    { url: `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`, what: "the issuer's OpenID configuration" },
+    { url: `${url.origin}/.well-known/oauth-authorization-server${path}`, what: "the issuer's OAuth authorization server metadata" },
+  ];
+}
+
 async function jwksUri(issuer: JwtIssuerConfig): Promise<string> {
   if (issuer.jwksUri !== undefined) return issuer.jwksUri;
-  const discoveryUrl = `${issuer.issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
-  const document = (await fetchJson(discoveryUrl, "the issuer's OpenID configuration")) as { issuer?: unknown; jwks_uri?: unknown } | null;
-  // OpenID Connect Discovery §4.3: the document's issuer must be the one it was fetched for.
-  if (document?.issuer !== issuer.issuer) throw new JwksUnavailableError("the issuer's OpenID configuration names another issuer");
+  const [openid, oauth] = discoveryUrls(issuer.issuer) as [{ url: string; what: string }, { url: string; what: string }];
+  let document: { issuer?: unknown; jwks_uri?: unknown } | null;
+  let what = openid.what;
+  try {
+    document = (await fetchJson(openid.url, openid.what)) as typeof document;
+  } catch (error) {
+    // Only a document that is not there sends us to the other one; a timeout or a refused connection is an outage.
+    if (!(error instanceof JwksUnavailableError) || (error.status !== 404 && error.status !== 410)) throw error;
+    what = oauth.what;
+    document = (await fetchJson(oauth.url, oauth.what)) as typeof document;
+  }
+  // OpenID Connect Discovery §4.3 and RFC 8414 §3.3: the document's issuer must be the one it was fetched for.
+  if (document?.issuer !== issuer.issuer) throw new JwksUnavailableError(`${what} names another issuer`);
   if (typeof document.jwks_uri !== "string" || !isSecureOrLoopbackUrl(document.jwks_uri)) {
-    throw new JwksUnavailableError("the issuer's OpenID configuration has no usable jwks_uri (https, or http to a loopback host)");
+    throw new JwksUnavailableError(`${what} has no usable jwks_uri (https, or http to a loopback host)`);
   }
   return document.jwks_uri;
 }

@@ -18,6 +18,7 @@ import { jwtIssuers } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { issuerKeys, JwksUnavailableError } from "./jwks.ts";
 import type { JwtIssuerConfig } from "./jwt-schema.ts";
+import type { OAuthConfig } from "./oauth-schema.ts";
 import type { Principal } from "./principal.ts";
 
 /** Longest bearer JWT accepted (identity providers' tokens with many claims run to a few KB). */
@@ -101,6 +102,28 @@ export async function authenticateJwt(db: Database, env: Env, token: string): Pr
   // The pair was just applied and this isolate's config is a moment behind: as good as not configured yet.
   if (!issuer) return refuse("unknown_issuer", "The token's issuer (iss) is not configured for any tenant");
   return verifyForIssuer(env, token, issuer, tenant);
+}
+
+/**
+ * Authenticates an OAuth access token presented at a tenant's resource (`/t/<tenant>/mcp`): issued by one of the
+ * tenant's authorization servers (its `iss` picks the entry) for exactly this resource (`aud`, RFC 8707). The
+ * tenant comes from the URL, so `jwt_issuers` is not consulted.
+ */
+export async function authenticateOAuthToken(env: Env, token: string, tenant: string, oauth: OAuthConfig, resource: string): Promise<JwtAuthentication> {
+  if (token.length > MAX_JWT_LENGTH) return refuse("malformed", `The bearer token is longer than ${MAX_JWT_LENGTH} characters`, tenant);
+  let iss: unknown;
+  try {
+    decodeProtectedHeader(token);
+    iss = decodeJwt(token).iss;
+  } catch {
+    return refuse("malformed", "The bearer token is not a well-formed JWT", tenant);
+  }
+  const server = oauth.authorizationServers.find((entry) => entry.issuer === iss);
+  if (!server) return refuse("unknown_issuer", "The token's issuer (iss) is not an authorization server of this resource", tenant);
+  const outcome = await verifyForIssuer(env, token, { ...server, audience: resource }, tenant);
+  // Said for this resource: the token was minted for another one (RFC 8707 audience binding).
+  if (!outcome.ok && outcome.refusal === "wrong_audience") return refuse("wrong_audience", "The token was not issued for this resource (aud)", tenant);
+  return outcome;
 }
 
 async function verifyForIssuer(env: Env, token: string, issuer: JwtIssuerConfig, tenant: string): Promise<JwtAuthentication> {

@@ -24,6 +24,8 @@ export interface PublishedConfig {
   authType: GatewayConfig["auth"]["type"];
   /** The JWT issuers the tenant accepts: no secret (an HS256 secret is a Worker secret the entry only names). */
   jwt?: NonNullable<GatewayConfig["auth"]["jwt"]>;
+  /** The tenant's OAuth authorization servers and scopes (nothing secret). */
+  oauth?: NonNullable<GatewayConfig["auth"]["oauth"]>;
   servers: PublishedServer[];
   policies: PolicyConfig[];
   audit?: GatewayConfig["audit"];
@@ -38,6 +40,7 @@ export function publishConfig(config: GatewayConfig): PublishedConfig {
     tenant: config.tenant,
     authType: config.auth.type,
     ...(config.auth.jwt ? { jwt: config.auth.jwt } : {}),
+    ...(config.auth.oauth ? { oauth: config.auth.oauth } : {}),
     // Built field by field, not by omitting: a key added to the server schema later stays on the host by default.
     servers: config.servers.map((s) => ({ id: s.id, name: s.name, prefix: s.prefix, enabled: s.enabled, timeout: s.timeout })),
     policies: config.policies,
@@ -59,6 +62,6 @@ export async function edgeDocument(config: GatewayConfig): Promise<Record<string
     config.auth.keys.map(async ({ key, keyHash, ...rest }) => ({ ...rest, keyHash: keyHash ?? (await sha256Hex(key as string)) })),
   );
   const { servers, policies, ...published } = publishConfig(config);
-  const { authType, jwt, ...sections } = published;
-  return { ...sections, auth: { type: authType, keys, ...(jwt ? { jwt } : {}) }, servers, policies };
+  const { authType, jwt, oauth, ...sections } = published;
+  return { ...sections, auth: { type: authType, keys, ...(jwt ? { jwt } : {}), ...(oauth ? { oauth } : {}) }, servers, policies };
 }

@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { idSchema } from "../ids.ts";
 import { ipFilterSchema } from "../auth/ip-filter.ts";
 import { jwtAuthSchema } from "../auth/jwt-schema.ts";
+import { oauthSchema } from "../auth/oauth-schema.ts";
 import { clip } from "../text.ts";
 import { z } from "zod";
 import { EDGE_CALL_DEADLINE_MS, GATEWAY_SERVER_ID, serverIdSchema } from "../link/protocol.ts";
@@ -112,6 +113,8 @@ export const gatewayConfigSchema = z.strictObject({
       keys: z.array(apiKeyConfigSchema).default([]),
       /** Identity providers whose bearer JWTs are accepted on /mcp next to the keys (src/auth/jwt-schema.ts). */
       jwt: jwtAuthSchema.optional(),
+      /** The tenant as an OAuth protected resource at /t/<tenant>/mcp (MCP authorization; src/auth/oauth-schema.ts). */
+      oauth: oauthSchema.optional(),
     })
     .default({ type: "api-key", keys: [] }),
   servers: z.array(serverConfigSchema).default([]),

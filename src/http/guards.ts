@@ -8,7 +8,19 @@ import { bodyLimit } from "hono/body-limit";
 import { auditRefusal } from "../audit/append.ts";
 import { ipFilterFor, type CompiledIpFilter, type IpFilterLists } from "../auth/ip-filter.ts";
 import { authenticateApiKey, recordKeyUse } from "../auth/authenticate.ts";
-import { authenticateJwt, looksLikeJwt } from "../auth/jwt.ts";
+import { authenticateJwt, authenticateOAuthToken, looksLikeJwt, type JwtAuthentication } from "../auth/jwt.ts";
+import {
+  bearerChallenge,
+  challengeScope,
+  missingScopes,
+  publicOrigin,
+  tenantOfResourcePath,
+  tenantResource,
+  tokenScopes,
+  type BearerChallenge,
+  type ResourceLocation,
+} from "../auth/oauth.ts";
+import type { OAuthConfig } from "../auth/oauth-schema.ts";
 import { lastUseIsStale, type Principal } from "../auth/principal.ts";
 import { tenantConfig } from "../config/tenant-config.ts";
 import { database, type Database } from "../db/client.ts";
@@ -58,7 +70,7 @@ export const mcpBodyLimit = bodyLimit({
 });
 
 const refusalMessages = {
-  missing: "Authentication required: send Authorization: Bearer <API key>",
+  missing: "Authentication required: send Authorization: Bearer <API key or access token>",
   unknown: "The API key is not valid",
   revoked: "The API key was revoked; ask an administrator for a new key",
   disabled: "The API key is disabled; ask an administrator for an enabled key",
@@ -75,65 +87,115 @@ function bearerJwt(authorization: string | undefined): string | undefined {
   return credential !== undefined && looksLikeJwt(credential) ? credential : undefined;
 }
 
-/** An RFC 6750 invalid_token challenge; the description is a quoted-string, so quotes and backslashes are replaced. */
-function invalidToken(message: string): string {
-  return `Bearer realm="mcp-gateway", error="invalid_token", error_description="${message.replace(/["\\]/g, "'")}"`;
+/** A tenant's MCP endpoint addressed by its own URL (`/t/<tenant>/mcp`), and its OAuth resource when it is one. */
+interface AddressedTenant {
+  tenant: string;
+  /** Set when the tenant's file has `auth.oauth` and the gateway's public origin is known. */
+  oauth?: { config: OAuthConfig; location: ResourceLocation };
 }
 
 /**
- * Resolves the bearer credential into a principal (an API key, or a JWT from one of the tenant's issuers), or
- * answers 401 with a WWW-Authenticate challenge.
+ * The tenant a `/t/<tenant>/mcp` request addresses (undefined on /mcp), with its OAuth resource; or the answer when
+ * that cannot be known (the tenant's configuration unreadable: fail closed).
  */
-export const requireApiKey = createMiddleware<GatewayContext>(async (c, next) => {
+async function addressedTenant(c: { env: Env; req: { url: string; param(name: string): string | undefined } }, db: Database): Promise<AddressedTenant | undefined | Response> {
+  const segment = c.req.param("tenant");
+  if (segment === undefined) return undefined;
+  const tenant = tenantOfResourcePath(segment);
+  if (tenant === undefined) return jsonRpcErrorResponse(404, GatewayErrorCode.InvalidRequest, "No such MCP endpoint: /t/<tenant>/mcp takes a tenant id");
+  let config: OAuthConfig | undefined;
+  try {
+    config = (await tenantConfig(db, tenant)).published?.oauth;
+  } catch (error) {
+    log({ event: "auth.tenant_unavailable", tenant, detail: (error as Error).message, status: 503 }, "error");
+    return jsonRpcErrorResponse(503, GatewayErrorCode.Unavailable, "The gateway could not read this tenant's configuration, so the request was refused; retry shortly");
+  }
+  const origin = publicOrigin(c.env.PUBLIC_URL, c.req.url);
+  if (config && origin === undefined) log({ event: "auth.oauth_unavailable", tenant, detail: "PUBLIC_URL is not an http(s) origin" }, "error");
+  return { tenant, ...(config && origin !== undefined ? { oauth: { config, location: tenantResource(origin, tenant) } } : {}) };
+}
+
+/**
+ * Resolves the bearer credential into a principal — an API key, a JWT from one of the tenant's issuers, or (at a
+ * tenant's OAuth resource) an access token from one of its authorization servers — or answers 401 with a
+ * WWW-Authenticate challenge (naming the resource metadata at an OAuth resource), or 403 for a token without a
+ * required scope. At `/t/<tenant>/mcp` the credential must be that tenant's.
+ */
+export const authenticateCaller = createMiddleware<GatewayContext>(async (c, next) => {
   const startedAt = Date.now();
   const db = database(c.env.DB);
+  const addressed = await addressedTenant(c, db);
+  if (addressed instanceof Response) return addressed;
+  const oauth = addressed?.oauth;
+  // RFC 9728 §5.1 and MCP authorization: every refusal at an OAuth resource says where its metadata is.
+  const challenge = (refusal: Pick<BearerChallenge, "error" | "description"> = {}) =>
+    bearerChallenge({ ...(oauth ? { resourceMetadata: oauth.location.metadataUrl, scope: challengeScope(oauth.config) } : {}), ...refusal });
+  const unauthenticated = (reason: string, message: string, error: BearerChallenge["error"], tenant?: string) => {
+    log({ event: "auth.refused", reason, ...(tenant ? { tenant } : {}), status: 401 }, "warn");
+    return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, message, {
+      "www-authenticate": challenge(error ? { error, description: message } : {}),
+    });
+  };
+
   // RFC 6750 §2.3 / MCP authorization: a token in the URL ends up in logs and histories, so it is never accepted.
   const query = new URL(c.req.url).searchParams;
   if (QUERY_TOKEN_PARAMETERS.some((name) => query.has(name))) {
-    const message = "Tokens in the query string are not accepted: send Authorization: Bearer <token> in the request header";
-    log({ event: "auth.refused", reason: "query_token", status: 401 }, "warn");
-    return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, message, {
-      "www-authenticate": `Bearer realm="mcp-gateway", error="invalid_request", error_description="${message}"`,
-    });
+    return unauthenticated("query_token", "Tokens in the query string are not accepted: send Authorization: Bearer <token> in the request header", "invalid_request");
   }
+  let principal: Principal;
+  let keyLists: IpFilterLists | null = null;
+  let lastUsedAt: number | null | undefined;
   const jwt = bearerJwt(c.req.header("authorization"));
   if (jwt !== undefined) {
-    let outcome: Awaited<ReturnType<typeof authenticateJwt>>;
+    let outcome: JwtAuthentication;
+    let viaOAuth = false;
     try {
-      outcome = await authenticateJwt(db, c.env, jwt);
+      // At an OAuth resource, a token of one of its authorization servers must have been minted for it; any other
+      // issuer is one of the tenant's plain JWT issuers (auth.jwt), or nobody's.
+      outcome = oauth ? await authenticateOAuthToken(c.env, jwt, addressed.tenant, oauth.config, oauth.location.resource) : { ok: false, refusal: "unknown_issuer", message: "" };
+      viaOAuth = oauth !== undefined && (outcome.ok || outcome.refusal !== "unknown_issuer");
+      if (!viaOAuth) outcome = await authenticateJwt(db, c.env, jwt);
     } catch (error) {
       // Never a 500 for a token: whatever failed (D1, the config), the caller gets a challenge it can act on.
       log({ event: "auth.jwt_failed", detail: error instanceof Error ? error.message : String(error) }, "error");
       outcome = { ok: false, refusal: "keys_unavailable", message: "The token could not be verified right now; retry shortly" };
     }
-    if (!outcome.ok) {
-      log({ event: "auth.refused", reason: `jwt_${outcome.refusal}`, ...(outcome.tenant ? { tenant: outcome.tenant } : {}), status: 401 }, "warn");
-      return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, outcome.message, { "www-authenticate": invalidToken(outcome.message) });
+    if (!outcome.ok) return unauthenticated(`jwt_${outcome.refusal}`, outcome.message, "invalid_token", outcome.tenant);
+    principal = outcome.principal;
+    if (viaOAuth && oauth) {
+      const missing = missingScopes(oauth.config.requiredScopes, tokenScopes(principal.claims ?? {}));
+      if (missing.length > 0) {
+        const message = `The access token lacks the scope${missing.length > 1 ? "s" : ""} ${missing.join(" ")} this resource requires`;
+        const who = { tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId };
+        await auditRefusal(c.env, db, who, c.req.raw.headers, message, startedAt, GatewayErrorCode.Forbidden);
+        log({ event: "auth.refused", reason: "insufficient_scope", tenant: principal.tenant, status: 403 }, "warn");
+        return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, message, {
+          "www-authenticate": challenge({ error: "insufficient_scope", description: message }),
+        });
+      }
     }
-    const ipRefusal = await checkClientIp(c, db, outcome.principal, null, startedAt);
-    if (ipRefusal) return ipRefusal;
-    c.set("principal", outcome.principal);
-    await next();
-    return;
+  } else {
+    const outcome = await authenticateApiKey(db, c.req.header("authorization") ?? null, startedAt);
+    if (!outcome.ok) {
+      const message = refusalMessages[outcome.refusal];
+      // A refused key that names its tenant (revoked, disabled, expired) is an event that tenant's auditors want to see.
+      if (outcome.identified) await auditRefusal(c.env, db, outcome.identified, c.req.raw.headers, message, startedAt);
+      // RFC 6750 §3: no error code when the request carried no credential at all.
+      return unauthenticated(outcome.refusal, message, outcome.refusal === "missing" ? undefined : "invalid_token");
+    }
+    principal = outcome.principal;
+    keyLists = outcome.ipFilter;
+    lastUsedAt = outcome.lastUsedAt;
   }
-  const outcome = await authenticateApiKey(db, c.req.header("authorization") ?? null, startedAt);
-  if (!outcome.ok) {
-    const message = refusalMessages[outcome.refusal];
-    // A refused key that names its tenant (revoked, disabled, expired) is an event that tenant's auditors want to see.
-    if (outcome.identified) await auditRefusal(c.env, db, outcome.identified, c.req.raw.headers, message, startedAt);
-    // RFC 6750 §3: no error code when the request carried no credential at all.
-    const challenge =
-      outcome.refusal === "missing"
-        ? 'Bearer realm="mcp-gateway"'
-        : `Bearer realm="mcp-gateway", error="invalid_token", error_description="${message}"`;
-    log({ event: "auth.refused", reason: outcome.refusal, status: 401 }, "warn");
-    return jsonRpcErrorResponse(401, GatewayErrorCode.Unauthenticated, message, { "www-authenticate": challenge });
+  // Another tenant's credential is no credential here (said as for any invalid one: nothing about the other tenant).
+  if (addressed && principal.tenant !== addressed.tenant) {
+    return unauthenticated("other_tenant", "The credential is not valid for this resource", "invalid_token", addressed.tenant);
   }
-  const ipRefusal = await checkClientIp(c, db, outcome.principal, outcome.ipFilter, startedAt);
+  const ipRefusal = await checkClientIp(c, db, principal, keyLists, startedAt);
   if (ipRefusal) return ipRefusal;
-  c.set("principal", outcome.principal);
+  c.set("principal", principal);
   // Last use, at most once a minute per key: decided from the row already read, written after the answer.
-  if (lastUseIsStale(outcome.lastUsedAt, startedAt)) afterResponse(c, recordKeyUse(db, outcome.principal, startedAt), "key.last_used");
+  if (lastUsedAt !== undefined && lastUseIsStale(lastUsedAt, startedAt)) afterResponse(c, recordKeyUse(db, principal, startedAt), "key.last_used");
   await next();
 });
 

@@ -35,6 +35,8 @@ export async function seedTenant(
     ipFilter?: unknown;
     /** The tenant's `auth.jwt` section (`{issuers: [...]}`): JWT issuers accepted next to its keys. */
     jwt?: unknown;
+    /** The tenant's `auth.oauth` section: it is then an OAuth protected resource at /t/<tenant>/mcp. */
+    oauth?: unknown;
   } = {},
 ) {
   const tenant = options.tenant ?? `t${++counter}-${crypto.randomUUID().slice(0, 8)}`;
@@ -43,7 +45,7 @@ export async function seedTenant(
   const keys = options.keys ?? [{ id: "key-1", key: apiKey }];
   const config = gatewayConfigSchema.parse({
     tenant,
-    auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })), ...(options.jwt ? { jwt: options.jwt } : {}) },
+    auth: { keys: keys.map((k) => ({ name: k.id, consumerId: "agent-1", roles: ["reader"], ...k })), ...(options.jwt ? { jwt: options.jwt } : {}), ...(options.oauth ? { oauth: options.oauth } : {}) },
     policies: options.policies ?? ALLOW_ALL,
     servers: options.servers ?? [],
     ...(options.redaction ? { redaction: options.redaction } : {}),
@@ -55,9 +57,16 @@ export async function seedTenant(
   return { tenant, apiKey, connectorToken };
 }
 
-export function mcpPost(body: unknown, apiKey: string | undefined, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+export function mcpPost(
+  body: unknown,
+  apiKey: string | undefined,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+  /** The endpoint: /mcp, or a tenant's own /t/<tenant>/mcp. */
+  path = "/mcp",
+): Promise<Response> {
   return exports.default.fetch(
-    new Request(`${BASE}/mcp`, {
+    new Request(`${BASE}${path}`, {
       method: "POST",
       ...(signal ? { signal } : {}),
       headers: {

@@ -26,6 +26,9 @@
  *   from then on (an empty set until told). `GET /control/<channel>/jwks-fetches` says how many times it was fetched.
  * - `GET /oidc/<channel>/.well-known/openid-configuration`: an OpenID discovery document for the issuer
  *   `<base>/oidc/<channel>`, whose jwks_uri is `<base>/jwks/<channel>` (test/worker/jwt.test.ts).
+ * - `GET /.well-known/oauth-authorization-server/as/<channel>`: RFC 8414 metadata of the OAuth authorization server
+ *   `<base>/as/<channel>` (path-inserted, and no OpenID configuration beside it), whose jwks_uri is
+ *   `<base>/jwks/<channel>` (test/worker/oauth.test.ts).
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -280,6 +283,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (kind === "oidc" && name && url.pathname === `/oidc/${name}/.well-known/openid-configuration` && request.method === "GET") {
         const base = `http://${request.headers.host}`;
         json(response, 200, { issuer: `${base}/oidc/${name}`, jwks_uri: `${base}/jwks/${name}`, id_token_signing_alg_values_supported: ["RS256", "ES256"] });
+        return;
+      }
+      const asChannel = /^\/\.well-known\/oauth-authorization-server\/as\/([^/]+)$/.exec(url.pathname)?.[1];
+      if (asChannel && request.method === "GET") {
+        const base = `http://${request.headers.host}`;
+        json(response, 200, {
+          issuer: `${base}/as/${asChannel}`,
+          token_endpoint: `${base}/as/${asChannel}/token`,
+          jwks_uri: `${base}/jwks/${asChannel}`,
+          grant_types_supported: ["client_credentials"],
+        });
         return;
       }
       if (kind === "control" && name && action === "jwks" && request.method === "POST") {
