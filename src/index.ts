@@ -16,8 +16,9 @@ import { ADMIN_BASE, adminApp } from "./admin/app.ts";
 import { requireAdmin } from "./admin/auth.ts";
 import { AdminError, adminErrorResponse } from "./admin/errors.ts";
 import { acceptConnector } from "./connectors/route.ts";
-import { authenticateCaller, mcpBodyLimit, originGuard, type GatewayContext } from "./http/guards.ts";
+import { authenticateCaller, hostGuard, mcpBodyLimit, originGuard, type GatewayContext } from "./http/guards.ts";
 import { METADATA_ROUTES, metadataPreflight, serveProtectedResourceMetadata, serveSharedEndpointMetadata } from "./http/protected-resource.ts";
+import { isTenantResourcePath, TENANT_RESOURCE_ROUTE } from "./auth/oauth.ts";
 import { JsonRpcErrorCode } from "./link/errors.ts";
 import { log } from "./log.ts";
 import { jsonRpcErrorResponse } from "./mcp/errors.ts";
@@ -32,9 +33,9 @@ const app = new Hono<GatewayContext>();
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.all("/mcp", originGuard, authenticateCaller, mcpBodyLimit, serveMcp);
-app.all("/t/:tenant/mcp", originGuard, authenticateCaller, mcpBodyLimit, serveMcp);
-app.get(METADATA_ROUTES.tenant, serveProtectedResourceMetadata);
-for (const path of METADATA_ROUTES.shared) app.get(path, serveSharedEndpointMetadata);
+app.all(TENANT_RESOURCE_ROUTE, originGuard, authenticateCaller, mcpBodyLimit, serveMcp);
+app.get(METADATA_ROUTES.tenant, hostGuard, serveProtectedResourceMetadata);
+for (const path of METADATA_ROUTES.shared) app.get(path, hostGuard, serveSharedEndpointMetadata);
 app.on("OPTIONS", [METADATA_ROUTES.tenant, ...METADATA_ROUTES.shared], metadataPreflight);
 app.get("/connect", acceptConnector);
 app.get("/metrics", requireAdmin, serveMetrics);
@@ -57,7 +58,7 @@ app.onError((error, c) => {
   const requestId = crypto.randomUUID();
   log({ event: "worker.error", path, requestId, detail: error.message }, "error");
   const message = `Internal error; the gateway logged it as ${requestId}`;
-  return path === "/mcp" || /^\/t\/[^/]+\/mcp$/.test(path) ? jsonRpcErrorResponse(500, JsonRpcErrorCode.InternalError, message) : c.json({ error: message }, 500);
+  return path === "/mcp" || isTenantResourcePath(path) ? jsonRpcErrorResponse(500, JsonRpcErrorCode.InternalError, message) : c.json({ error: message }, 500);
 });
 
 export default app;

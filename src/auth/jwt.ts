@@ -18,6 +18,7 @@ import { jwtIssuers } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { issuerKeys, JwksUnavailableError } from "./jwks.ts";
 import type { JwtIssuerConfig } from "./jwt-schema.ts";
+import { resourceTenantOf } from "./oauth.ts";
 import type { OAuthConfig } from "./oauth-schema.ts";
 import type { Principal } from "./principal.ts";
 
@@ -54,7 +55,9 @@ export type JwtAuthentication =
   | { ok: true; principal: Principal }
   | { ok: false; refusal: JwtRefusal; message: string; tenant?: string };
 
-function refuse(refusal: JwtRefusal, message: string, tenant?: string): JwtAuthentication {
+type JwtRefused = Extract<JwtAuthentication, { ok: false }>;
+
+function refuse(refusal: JwtRefusal, message: string, tenant?: string): JwtRefused {
   return { ok: false, refusal, message, ...(tenant !== undefined ? { tenant } : {}) };
 }
 
@@ -76,8 +79,8 @@ export function rolesFromClaim(value: unknown): string[] | undefined {
   return undefined;
 }
 
-/** Authenticates a bearer JWT into a principal of the tenant its (iss, aud) names. */
-export async function authenticateJwt(db: Database, env: Env, token: string): Promise<JwtAuthentication> {
+/** The token's unverified issuer and audiences: only ever used to pick the configuration it is verified against. */
+function unverifiedClaims(token: string): { iss: unknown; audiences: string[] } | JwtRefused {
   if (token.length > MAX_JWT_LENGTH) return refuse("malformed", `The bearer token is longer than ${MAX_JWT_LENGTH} characters`);
   let unverified: JWTPayload;
   try {
@@ -86,9 +89,16 @@ export async function authenticateJwt(db: Database, env: Env, token: string): Pr
   } catch {
     return refuse("malformed", "The bearer token is not a well-formed JWT");
   }
-  const iss = unverified.iss;
+  const aud = unverified.aud;
+  return { iss: unverified.iss, audiences: typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud.filter((a) => typeof a === "string") : [] };
+}
+
+/** Authenticates a bearer JWT into a principal of the tenant its (iss, aud) names. */
+export async function authenticateJwt(db: Database, env: Env, token: string): Promise<JwtAuthentication> {
+  const unverified = unverifiedClaims(token);
+  if ("ok" in unverified) return unverified;
+  const { iss, audiences } = unverified;
   if (typeof iss !== "string" || iss.length === 0) return refuse("unknown_issuer", "The token has no issuer (iss)");
-  const audiences = typeof unverified.aud === "string" ? [unverified.aud] : Array.isArray(unverified.aud) ? unverified.aud.filter((a) => typeof a === "string") : [];
   const rows = await db.select().from(jwtIssuers).where(eq(jwtIssuers.issuer, iss)).all();
   if (rows.length === 0) return refuse("unknown_issuer", "The token's issuer (iss) is not configured for any tenant");
   const matching = rows.filter((row) => audiences.includes(row.audience));
@@ -97,11 +107,22 @@ export async function authenticateJwt(db: Database, env: Env, token: string): Pr
     return refuse("ambiguous_audience", "The token's audiences name more than one tenant; ask the identity provider for a token with one audience");
   }
   const tenant = (matching[0] as (typeof matching)[number]).tenantId;
+  // A token minted for another tenant's OAuth resource is that tenant's, whatever issuer entry matches it here (apply
+  // refuses such audiences; this also covers an entry written before that check existed).
+  if (audiences.some((aud) => { const named = resourceTenantOf(aud); return named !== undefined && named !== tenant; })) {
+    return refuse("wrong_audience", "The token was minted for another tenant's resource (aud)");
+  }
   const issuers = (await tenantConfig(db, tenant)).published?.jwt?.issuers ?? [];
   const issuer = issuers.find((entry) => entry.issuer === iss && matching.some((row) => row.audience === entry.audience));
   // The pair was just applied and this isolate's config is a moment behind: as good as not configured yet.
   if (!issuer) return refuse("unknown_issuer", "The token's issuer (iss) is not configured for any tenant");
   return verifyForIssuer(env, token, issuer, tenant);
+}
+
+/** Whether the token's unverified issuer is one of the resource's authorization servers (then it goes that way). */
+export function issuedByAuthorizationServer(token: string, oauth: OAuthConfig): boolean {
+  const unverified = unverifiedClaims(token);
+  return !("ok" in unverified) && oauth.authorizationServers.some((server) => server.issuer === unverified.iss);
 }
 
 /**
@@ -110,15 +131,9 @@ export async function authenticateJwt(db: Database, env: Env, token: string): Pr
  * tenant comes from the URL, so `jwt_issuers` is not consulted.
  */
 export async function authenticateOAuthToken(env: Env, token: string, tenant: string, oauth: OAuthConfig, resource: string): Promise<JwtAuthentication> {
-  if (token.length > MAX_JWT_LENGTH) return refuse("malformed", `The bearer token is longer than ${MAX_JWT_LENGTH} characters`, tenant);
-  let iss: unknown;
-  try {
-    decodeProtectedHeader(token);
-    iss = decodeJwt(token).iss;
-  } catch {
-    return refuse("malformed", "The bearer token is not a well-formed JWT", tenant);
-  }
-  const server = oauth.authorizationServers.find((entry) => entry.issuer === iss);
+  const unverified = unverifiedClaims(token);
+  if ("ok" in unverified) return { ...unverified, tenant };
+  const server = oauth.authorizationServers.find((entry) => entry.issuer === unverified.iss);
   if (!server) return refuse("unknown_issuer", "The token's issuer (iss) is not an authorization server of this resource", tenant);
   const outcome = await verifyForIssuer(env, token, { ...server, audience: resource }, tenant);
   // Said for this resource: the token was minted for another one (RFC 8707 audience binding).

@@ -10,7 +10,7 @@
  * Platform-free (zod only).
  */
 import { z } from "zod";
-import { checkIssuerFields, JWT_ASYMMETRIC_ALGORITHMS, jwtIssuerFields } from "./jwt-schema.ts";
+import { checkIssuerFields, isSecureOrLoopbackUrl, JWT_ASYMMETRIC_ALGORITHMS, jwtIssuerFields } from "./jwt-schema.ts";
 
 /** An OAuth scope token (RFC 6749 §3.3: printable ASCII except space, `"` and `\`). */
 const scopeSchema = z
@@ -21,7 +21,15 @@ const scopeSchema = z
 
 export const oauthAuthorizationServerSchema = jwtIssuerFields
   .omit({ audience: true, hs256SecretEnv: true })
-  .extend({ algorithms: z.array(z.enum(JWT_ASYMMETRIC_ALGORITHMS)).min(1).default(["RS256"]) })
+  .extend({
+    /** The issuer identifier clients are sent to (the metadata's authorization_servers): an https URL. */
+    issuer: z
+      .string()
+      .min(1)
+      .max(2048)
+      .refine(isSecureOrLoopbackUrl, "must be an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])"),
+    algorithms: z.array(z.enum(JWT_ASYMMETRIC_ALGORITHMS)).min(1).default(["RS256"]),
+  })
   .superRefine(checkIssuerFields);
 export type OAuthAuthorizationServerConfig = z.infer<typeof oauthAuthorizationServerSchema>;
 

@@ -2,7 +2,7 @@
  * @module The gateway as an OAuth 2.1 resource server (MCP authorization, 2025-11-25): where a tenant's resource
  * lives, what its protected resource metadata says (RFC 9728), the bearer challenges (RFC 6750 §3 with the
  * `resource_metadata` parameter of RFC 9728 §5.1), and which scopes a token carries. Pure: the routes and the
- * authentication middleware (src/http/guards.ts, src/auth/metadata-route.ts) are the shells.
+ * authentication middleware (src/http/protected-resource.ts, src/http/guards.ts) are the shells.
  *
  * Why per-tenant resources: many tenants share one gateway, each with its own authorization servers. A client
  * reads the metadata before it has a token, so the metadata must be answerable from the URL alone; and a token's
@@ -21,9 +21,38 @@ export function tenantResourcePath(tenant: string): string {
   return `/t/${tenant}/mcp`;
 }
 
-/** The tenant a `/t/<tenant>/mcp` path names, or undefined when the segment is not a tenant id. */
+/** The Hono route of a tenant's MCP endpoint, and the same shape as a pattern for a request's path. */
+export const TENANT_RESOURCE_ROUTE = "/t/:tenant/mcp";
+const TENANT_RESOURCE_PATH = /^\/t\/([^/]+)\/mcp$/;
+
+/** The tenant a `/t/<tenant>/mcp` path segment names, or undefined when the segment is not a tenant id. */
 export function tenantOfResourcePath(segment: string): string | undefined {
   return ID_PATTERN.test(segment) ? segment : undefined;
+}
+
+/** Whether a request path is a tenant's MCP endpoint. */
+export function isTenantResourcePath(path: string): boolean {
+  return TENANT_RESOURCE_PATH.test(path);
+}
+
+/**
+ * The tenant whose OAuth resource URL `audience` is (any origin: `https://gw.example/t/acme/mcp` → `acme`), or
+ * undefined for any other audience. A tenant may name only its own resource as a JWT audience.
+ */
+export function resourceTenantOf(audience: string): string | undefined {
+  if (!URL.canParse(audience)) return undefined;
+  const url = new URL(audience);
+  if (url.protocol !== "https:" && url.protocol !== "http:") return undefined;
+  const segment = TENANT_RESOURCE_PATH.exec(url.pathname)?.[1];
+  if (segment === undefined) return undefined;
+  // Percent-decoded as the router decodes it, so `/t/ac%6De/mcp` is acme's too.
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+  return decoded;
 }
 
 /**
@@ -82,9 +111,13 @@ export interface BearerChallenge {
   scope?: string;
 }
 
-/** A quoted-string value: the gateway's own texts, with quotes and backslashes (never legal there) replaced. */
+/**
+ * A quoted-string value within RFC 6750 §3's characters (%x20-21 / %x23-5B / %x5D-7E): quotes and backslashes become
+ * `'`, line breaks a space, anything else outside (non-ASCII claim names a tenant configured, controls) `?` — a
+ * header that cannot be encoded would turn a refusal into a 500.
+ */
 function quoted(value: string): string {
-  return `"${value.replace(/["\\]/g, "'").replace(/[\r\n]+/g, " ")}"`;
+  return `"${value.replace(/["\\]/g, "'").replace(/[\r\n]+/g, " ").replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, "?")}"`;
 }
 
 /** The WWW-Authenticate value of a refusal: `Bearer realm="mcp-gateway"` and the parameters that apply. */

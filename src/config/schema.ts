@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { idSchema } from "../ids.ts";
 import { ipFilterSchema } from "../auth/ip-filter.ts";
 import { jwtAuthSchema } from "../auth/jwt-schema.ts";
+import { resourceTenantOf } from "../auth/oauth.ts";
 import { oauthSchema } from "../auth/oauth-schema.ts";
 import { clip } from "../text.ts";
 import { z } from "zod";
@@ -248,7 +249,7 @@ function crossChecks(config: GatewayConfig): string[] {
       keyHashes.set(key.keyHash, i);
     }
   });
-  errors.push(...policyChecks(config));
+  errors.push(...policyChecks(config), ...authChecks(config));
   return errors;
 }
 
@@ -285,12 +286,30 @@ function policyChecks(config: GatewayConfig): string[] {
       if (ungranted.has(role)) errors.push(`auth.keys[${k}].roles[${r}]: no policy grants the role "${role}" (roles in policies: ${known})`);
     });
   });
+  return errors;
+}
+
+/** Token issuers against the tenant: its own secrets, its own resource, and one role per issuer. */
+function authChecks(config: GatewayConfig): string[] {
+  const errors: string[] = [];
   // A tenant's HS256 secret is its own: the name carries the tenant, so no file can name another tenant's secret
   // and accept the tokens that tenant's issuer mints.
   const secretPrefix = jwtSecretPrefix(config.tenant);
+  const oauthIssuers = new Map((config.auth.oauth?.authorizationServers ?? []).map((server, i) => [server.issuer, i]));
   config.auth.jwt?.issuers.forEach((issuer, i) => {
     if (issuer.hs256SecretEnv !== undefined && !issuer.hs256SecretEnv.startsWith(secretPrefix)) {
       errors.push(`auth.jwt.issuers[${i}].hs256SecretEnv: must begin with ${secretPrefix} (this tenant's secrets), e.g. ${secretPrefix}SECRET`);
+    }
+    // Tokens minted for another tenant's OAuth resource must never become this tenant's callers.
+    const named = resourceTenantOf(issuer.audience);
+    if (named !== undefined && named !== config.tenant) {
+      errors.push(`auth.jwt.issuers[${i}].audience: is the OAuth resource of another tenant (/t/${named}/mcp); a tenant may name only its own`);
+    }
+    // One issuer, one way of checking its tokens: at /t/<tenant>/mcp an authorization server's tokens must be minted
+    // for the resource and carry the required scopes, which a plain issuer entry would let them skip at /mcp.
+    const asServer = oauthIssuers.get(issuer.issuer);
+    if (asServer !== undefined) {
+      errors.push(`auth.jwt.issuers[${i}].issuer: is also auth.oauth.authorizationServers[${asServer}]; list an issuer in one of the two`);
     }
   });
   return errors;

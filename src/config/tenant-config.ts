@@ -61,6 +61,9 @@ export async function tenantConfig(db: Database, tenant: string, now: number = D
     .where(eq(tenants.id, tenant))
     .get();
   const value = compileTenantConfig(row?.version ?? 0, row?.config ?? null);
+  // A tenant that does not exist is not remembered: unauthenticated requests can name any tenant (an OAuth resource's
+  // URL and metadata), and made-up names must not push real tenants out of the cache.
+  if (!row) return value;
   cache.delete(tenant);
   cache.set(tenant, { value, checkedAt: now });
   if (cache.size > MAX_TENANTS) cache.delete(cache.keys().next().value as string);

@@ -8,19 +8,8 @@ import { bodyLimit } from "hono/body-limit";
 import { auditRefusal } from "../audit/append.ts";
 import { ipFilterFor, type CompiledIpFilter, type IpFilterLists } from "../auth/ip-filter.ts";
 import { authenticateApiKey, recordKeyUse } from "../auth/authenticate.ts";
-import { authenticateJwt, authenticateOAuthToken, looksLikeJwt, type JwtAuthentication } from "../auth/jwt.ts";
-import {
-  bearerChallenge,
-  challengeScope,
-  missingScopes,
-  publicOrigin,
-  tenantOfResourcePath,
-  tenantResource,
-  tokenScopes,
-  type BearerChallenge,
-  type ResourceLocation,
-} from "../auth/oauth.ts";
-import type { OAuthConfig } from "../auth/oauth-schema.ts";
+import { authenticateJwt, authenticateOAuthToken, issuedByAuthorizationServer, looksLikeJwt, type JwtAuthentication } from "../auth/jwt.ts";
+import { bearerChallenge, challengeScope, missingScopes, tenantOfResourcePath, tokenScopes, type BearerChallenge } from "../auth/oauth.ts";
 import { lastUseIsStale, type Principal } from "../auth/principal.ts";
 import { tenantConfig } from "../config/tenant-config.ts";
 import { database, type Database } from "../db/client.ts";
@@ -28,6 +17,7 @@ import type { Env } from "../env.ts";
 import { MAX_MESSAGE_BYTES } from "../link/protocol.ts";
 import { log } from "../log.ts";
 import { GatewayErrorCode, jsonRpcErrorResponse } from "../mcp/errors.ts";
+import { tenantOAuthResource, type TenantOAuthResource } from "./protected-resource.ts";
 
 export type GatewayContext = { Bindings: Env; Variables: { principal: Principal } };
 
@@ -38,18 +28,32 @@ function list(value: string | undefined): string[] {
     .filter(Boolean);
 }
 
+/** 403 for a Host outside ALLOWED_HOSTS (when set), else nothing. */
+function hostRefusal(c: { env: Env; req: { url: string; header(name: string): string | undefined } }): Response | undefined {
+  const allowedHosts = list(c.env.ALLOWED_HOSTS);
+  if (allowedHosts.length === 0) return undefined;
+  // workerd derives the URL's host from the Host header; the URL stands in when a caller built the request itself.
+  const host = validateHostHeader(c.req.header("host") ?? new URL(c.req.url).host, allowedHosts);
+  if (host.ok) return undefined;
+  log({ event: "request.refused", reason: "host", status: 403 }, "warn");
+  return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, `${host.message}; this gateway serves ${allowedHosts.join(", ")}`);
+}
+
+/**
+ * Host checked when ALLOWED_HOSTS is set: DNS-rebinding protection, and (with PUBLIC_URL unset) what pins the origin
+ * OAuth resource URLs are built on. Public endpoints that browsers read cross-origin take this one alone.
+ */
+export const hostGuard = createMiddleware<GatewayContext>(async (c, next) => {
+  const refusal = hostRefusal(c);
+  if (refusal) return refusal;
+  await next();
+});
+
 /** 403 for a browser Origin other than the gateway's own or ALLOWED_ORIGINS; Host checked when ALLOWED_HOSTS is set. */
 export const originGuard = createMiddleware<GatewayContext>(async (c, next) => {
   const url = new URL(c.req.url);
-  const allowedHosts = list(c.env.ALLOWED_HOSTS);
-  if (allowedHosts.length > 0) {
-    // workerd derives the URL's host from the Host header; the URL stands in when a caller built the request itself.
-    const host = validateHostHeader(c.req.header("host") ?? url.host, allowedHosts);
-    if (!host.ok) {
-      log({ event: "request.refused", reason: "host", status: 403 }, "warn");
-      return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, `${host.message}; this gateway serves ${allowedHosts.join(", ")}`);
-    }
-  }
+  const refusal = hostRefusal(c);
+  if (refusal) return refusal;
   const rejection = originValidationResponse(c.req.raw, [url.hostname, ...list(c.env.ALLOWED_ORIGINS)]);
   if (rejection) {
     log({ event: "request.refused", reason: "origin", status: rejection.status }, "warn");
@@ -90,8 +94,7 @@ function bearerJwt(authorization: string | undefined): string | undefined {
 /** A tenant's MCP endpoint addressed by its own URL (`/t/<tenant>/mcp`), and its OAuth resource when it is one. */
 interface AddressedTenant {
   tenant: string;
-  /** Set when the tenant's file has `auth.oauth` and the gateway's public origin is known. */
-  oauth?: { config: OAuthConfig; location: ResourceLocation };
+  oauth?: TenantOAuthResource | undefined;
 }
 
 /**
@@ -103,23 +106,25 @@ async function addressedTenant(c: { env: Env; req: { url: string; param(name: st
   if (segment === undefined) return undefined;
   const tenant = tenantOfResourcePath(segment);
   if (tenant === undefined) return jsonRpcErrorResponse(404, GatewayErrorCode.InvalidRequest, "No such MCP endpoint: /t/<tenant>/mcp takes a tenant id");
-  let config: OAuthConfig | undefined;
   try {
-    config = (await tenantConfig(db, tenant)).published?.oauth;
+    return { tenant, oauth: await tenantOAuthResource(c.env, db, tenant, c.req.url) };
   } catch (error) {
     log({ event: "auth.tenant_unavailable", tenant, detail: (error as Error).message, status: 503 }, "error");
-    return jsonRpcErrorResponse(503, GatewayErrorCode.Unavailable, "The gateway could not read this tenant's configuration, so the request was refused; retry shortly");
+    return unavailable("The gateway could not read this tenant's configuration, so the request was refused; retry shortly");
   }
-  const origin = publicOrigin(c.env.PUBLIC_URL, c.req.url);
-  if (config && origin === undefined) log({ event: "auth.oauth_unavailable", tenant, detail: "PUBLIC_URL is not an http(s) origin" }, "error");
-  return { tenant, ...(config && origin !== undefined ? { oauth: { config, location: tenantResource(origin, tenant) } } : {}) };
+}
+
+/** 503 with Retry-After: the gateway cannot decide now. Not a 401, which would send OAuth clients to sign in again. */
+function unavailable(message: string): Response {
+  return jsonRpcErrorResponse(503, GatewayErrorCode.Unavailable, message, { "retry-after": "5" });
 }
 
 /**
  * Resolves the bearer credential into a principal — an API key, a JWT from one of the tenant's issuers, or (at a
  * tenant's OAuth resource) an access token from one of its authorization servers — or answers 401 with a
- * WWW-Authenticate challenge (naming the resource metadata at an OAuth resource), or 403 for a token without a
- * required scope. At `/t/<tenant>/mcp` the credential must be that tenant's.
+ * WWW-Authenticate challenge (naming the resource metadata at an OAuth resource), 403 for a token without a
+ * required scope, or 503 when the credential cannot be checked now. At `/t/<tenant>/mcp` the credential must be
+ * that tenant's.
  */
 export const authenticateCaller = createMiddleware<GatewayContext>(async (c, next) => {
   const startedAt = Date.now();
@@ -147,32 +152,34 @@ export const authenticateCaller = createMiddleware<GatewayContext>(async (c, nex
   let lastUsedAt: number | null | undefined;
   const jwt = bearerJwt(c.req.header("authorization"));
   if (jwt !== undefined) {
+    // At an OAuth resource, a token of one of its authorization servers must have been minted for it (and carry the
+    // required scopes); any other issuer is one of the tenant's plain JWT issuers (auth.jwt), or nobody's.
+    const viaOAuth = oauth !== undefined && issuedByAuthorizationServer(jwt, oauth.config);
     let outcome: JwtAuthentication;
-    let viaOAuth = false;
     try {
-      // At an OAuth resource, a token of one of its authorization servers must have been minted for it; any other
-      // issuer is one of the tenant's plain JWT issuers (auth.jwt), or nobody's.
-      outcome = oauth ? await authenticateOAuthToken(c.env, jwt, addressed.tenant, oauth.config, oauth.location.resource) : { ok: false, refusal: "unknown_issuer", message: "" };
-      viaOAuth = oauth !== undefined && (outcome.ok || outcome.refusal !== "unknown_issuer");
-      if (!viaOAuth) outcome = await authenticateJwt(db, c.env, jwt);
+      outcome = viaOAuth ? await authenticateOAuthToken(c.env, jwt, oauth.tenant, oauth.config, oauth.location.resource) : await authenticateJwt(db, c.env, jwt);
     } catch (error) {
-      // Never a 500 for a token: whatever failed (D1, the config), the caller gets a challenge it can act on.
-      log({ event: "auth.jwt_failed", detail: error instanceof Error ? error.message : String(error) }, "error");
-      outcome = { ok: false, refusal: "keys_unavailable", message: "The token could not be verified right now; retry shortly" };
+      // Never a 500 for a token: whatever failed (D1, the config), the caller is told to retry.
+      log({ event: "auth.jwt_failed", detail: error instanceof Error ? error.message : String(error), status: 503 }, "error");
+      return unavailable("The token could not be verified right now; retry shortly");
     }
-    if (!outcome.ok) return unauthenticated(`jwt_${outcome.refusal}`, outcome.message, "invalid_token", outcome.tenant);
-    principal = outcome.principal;
-    if (viaOAuth && oauth) {
-      const missing = missingScopes(oauth.config.requiredScopes, tokenScopes(principal.claims ?? {}));
-      if (missing.length > 0) {
-        const message = `The access token lacks the scope${missing.length > 1 ? "s" : ""} ${missing.join(" ")} this resource requires`;
-        const who = { tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId };
-        await auditRefusal(c.env, db, who, c.req.raw.headers, message, startedAt, GatewayErrorCode.Forbidden);
-        log({ event: "auth.refused", reason: "insufficient_scope", tenant: principal.tenant, status: 403 }, "warn");
-        return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, message, {
-          "www-authenticate": challenge({ error: "insufficient_scope", description: message }),
-        });
+    if (!outcome.ok) {
+      if (outcome.refusal === "keys_unavailable") {
+        log({ event: "auth.refused", reason: "jwt_keys_unavailable", ...(outcome.tenant ? { tenant: outcome.tenant } : {}), status: 503 }, "warn");
+        return unavailable(outcome.message);
       }
+      return unauthenticated(`jwt_${outcome.refusal}`, outcome.message, "invalid_token", outcome.tenant);
+    }
+    principal = outcome.principal;
+    const missing = viaOAuth ? missingScopes(oauth.config.requiredScopes, tokenScopes(principal.claims ?? {})) : [];
+    if (missing.length > 0) {
+      const message = `The access token lacks the scope${missing.length > 1 ? "s" : ""} ${missing.join(" ")} this resource requires`;
+      const who = { tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId };
+      await auditRefusal(c.env, db, who, c.req.raw.headers, message, startedAt, GatewayErrorCode.Forbidden);
+      log({ event: "auth.refused", reason: "insufficient_scope", tenant: principal.tenant, status: 403 }, "warn");
+      return jsonRpcErrorResponse(403, GatewayErrorCode.Forbidden, message, {
+        "www-authenticate": challenge({ error: "insufficient_scope", description: message }),
+      });
     }
   } else {
     const outcome = await authenticateApiKey(db, c.req.header("authorization") ?? null, startedAt);

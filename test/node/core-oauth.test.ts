@@ -11,6 +11,7 @@ import {
   missingScopes,
   protectedResourceMetadata,
   publicOrigin,
+  resourceTenantOf,
   tenantOfResourcePath,
   tenantResource,
   tokenScopes,
@@ -51,8 +52,34 @@ describe("auth.oauth in gateway.yaml", () => {
     expect(result.error?.issues.map((i) => i.path.join("."))).toContain(path);
   });
 
-  it("loopback http issuers are allowed (local authorization servers)", () => {
+  it("loopback http issuers are allowed (local authorization servers); other schemes are not (clients are sent there)", () => {
     expect(oauthSchema.safeParse({ authorizationServers: [{ issuer: "http://127.0.0.1:9000", discovery: true }] }).success).toBe(true);
+    for (const issuer of ["http://login.example.com", "urn:example:as", "javascript:alert(1)"]) {
+      const result = oauthSchema.safeParse({ authorizationServers: [{ issuer, jwksUri: "https://login.example.com/jwks" }] });
+      expect(result.success, issuer).toBe(false);
+      expect(result.error?.issues.map((i) => i.path.join("."))).toContain("authorizationServers.0.issuer");
+    }
+  });
+
+  const file = (auth: string, tenant = "acme") => parseGatewayConfig(`tenant: ${tenant}\nauth:\n${auth}`);
+  const jwtIssuer = (audience: string) => `  jwt:\n    issuers:\n      - issuer: https://login.example.com\n        audience: ${audience}\n        jwksUri: https://login.example.com/jwks\n`;
+
+  it("a JWT issuer's audience may not be another tenant's OAuth resource URL, only its own", () => {
+    for (const audience of ["https://gw.example/t/globex/mcp", "http://127.0.0.1:8787/t/globex/mcp", "https://gw.example/t/glob%65x/mcp"]) {
+      const parsed = file(jwtIssuer(audience));
+      expect(parsed.ok, audience).toBe(false);
+      expect(JSON.stringify(parsed), audience).toContain("auth.jwt.issuers[0].audience: is the OAuth resource of another tenant (/t/globex/mcp)");
+    }
+    for (const audience of ["https://gw.example/t/acme/mcp", "https://gw.example/mcp", "mcp-gateway", "https://gw.example/t/globex/mcp/extra"]) {
+      expect(file(jwtIssuer(audience)).ok, audience).toBe(true);
+    }
+  });
+
+  it("an issuer is either an OAuth authorization server or a JWT issuer, not both", () => {
+    const both = `${jwtIssuer("mcp-gateway")}  oauth:\n    authorizationServers:\n      - issuer: https://login.example.com\n        discovery: true\n`;
+    const parsed = file(both);
+    expect(parsed.ok).toBe(false);
+    expect(JSON.stringify(parsed)).toContain("auth.jwt.issuers[0].issuer: is also auth.oauth.authorizationServers[0]");
   });
 
   it("reaches the edge: published and sent by the CLI, and a file error names its path", async () => {
@@ -73,6 +100,14 @@ describe("resource URLs", () => {
     expect(publicOrigin("", "https://gw.example/t/a/mcp")).toBe("https://gw.example");
     for (const bad of ["mcp.example.com", "https://mcp.example.com/base", "https://u:p@mcp.example.com", "https://mcp.example.com?x=1", "ftp://mcp.example.com"]) {
       expect(publicOrigin(bad, "https://gw.example/t/a/mcp"), bad).toBeUndefined();
+    }
+  });
+
+  it("which tenant's resource an audience is", () => {
+    expect(resourceTenantOf("https://gw.example/t/acme/mcp")).toBe("acme");
+    expect(resourceTenantOf("http://127.0.0.1:8787/t/ac%6De/mcp")).toBe("acme");
+    for (const aud of ["https://gw.example/mcp", "https://gw.example/t/acme/mcp/", "https://gw.example/t/acme", "acme", "urn:t:acme:mcp", "ftp://gw/t/acme/mcp"]) {
+      expect(resourceTenantOf(aud), aud).toBeUndefined();
     }
   });
 
@@ -101,6 +136,8 @@ describe("challenges and scopes", () => {
     expect(bearerChallenge({ resourceMetadata: "https://gw/.well-known/x", scope: "a b", error: "insufficient_scope", description: 'say "hi"\\\nnow' })).toBe(
       `Bearer realm="mcp-gateway", resource_metadata="https://gw/.well-known/x", scope="a b", error="insufficient_scope", error_description="say 'hi'' now"`,
     );
+    // Only RFC 6750's characters: anything else (non-ASCII claim names, controls) would make the header unencodable.
+    expect(bearerChallenge({ description: "kennung\u00fc \u7528\u0000\u0007\t~" })).toBe('Bearer realm="mcp-gateway", error_description="kennung? ????~"');
   });
 
   it("a challenge asks for the required scopes, else the supported ones, else none", () => {

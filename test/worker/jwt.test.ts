@@ -286,16 +286,24 @@ describe("JWKS rotation, the refetch cooldown and fetch failures", () => {
     await fetch(`${receiver}/control/${t.channel}/jwks`, { method: "POST", body: JSON.stringify({ keys: "not a list" }) });
     const start = Date.now();
     jwksClock.now = () => start;
-    for (let i = 0; i < 5; i++) expect((await call(await token(t))).status).toBe(401);
+    // Unavailable keys are the gateway's problem, not the token's: 503, retry.
+    for (let i = 0; i < 5; i++) expect((await call(await token(t))).status).toBe(503);
     expect(await fetches(t.channel)).toBe(1);
     jwksClock.now = () => start + JWKS_REFETCH_COOLDOWN_MS + 1_000;
-    expect((await call(await token(t))).status).toBe(401);
+    expect((await call(await token(t))).status).toBe(503);
     expect(await fetches(t.channel)).toBe(2);
   });
 
-  it("an unreachable JWKS is a 401 naming the cause, never a 500", async () => {
+  it("an unreachable JWKS is a 503 naming the cause with Retry-After, never a 500 nor a 401 (which sends OAuth clients to sign in again)", async () => {
     const t = await jwtTenant({ jwksUri: `${receiver}/no-such-route` });
-    await refused(await token(t), "The token's issuer's signing keys are unavailable (the issuer's JWKS answered HTTP 404); retry shortly");
+    const response = await mcpPost(rpcRequest("tools/list"), await token(t));
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("5");
+    expect(response.headers.get("www-authenticate")).toBeNull();
+    expect(((await response.json()) as { error: { code: number; message: string } }).error).toEqual({
+      code: -32091,
+      message: "The token's issuer's signing keys are unavailable (the issuer's JWKS answered HTTP 404); retry shortly",
+    });
   });
 });
 

@@ -263,11 +263,77 @@ describe("the tenant of the URL", () => {
   });
 
   it("a path segment that is not a tenant id is a 404 JSON-RPC error, never a 5xx", async () => {
-    for (const segment of ["%2e%2e", "-x", "a%2Fb", "x".repeat(200)]) {
+    // (`..` and `%2e%2e` never get here: the URL parser resolves them before the Worker sees the path.)
+    for (const segment of ["-x", "a%2Fb", "a%00b", "a%20b", "x".repeat(200)]) {
       const response = await mcpPost(rpcRequest("tools/list"), "gw_whatever", {}, undefined, `/t/${segment}/mcp`);
-      expect(response.status, segment).toBeLessThan(500);
-      expect([401, 404]).toContain(response.status);
+      expect(response.status, segment).toBe(404);
+      expect(((await response.json()) as { error: { code: number } }).error.code, segment).toBe(-32600);
     }
+  });
+
+  it("another tenant's auth.jwt token is refused at a tenant's URL", async () => {
+    const t = await oauthTenant();
+    const channel = `jwt-${crypto.randomUUID()}`;
+    const privateKey = await publishedKey(channel);
+    const issuer = `https://idp-${channel.slice(4, 12)}.example.com`;
+    const other = await seedTenant({ jwt: { issuers: [{ issuer, audience: "other-gateway", jwksUri: `${receiver}/jwks/${channel}` }] } });
+    const token = await new SignJWT({ iss: issuer, aud: "other-gateway", sub: "bob", roles: ["reader"], exp: now() + 60 }).setProtectedHeader({ alg: "RS256", kid: "as-1" }).sign(privateKey);
+    expect((await list(`/t/${other.tenant}/mcp`, token)).status).toBe(200);
+    const refused = await list(at(t), token);
+    expect(refused.status).toBe(401);
+    expect(refused.message).toBe("The credential is not valid for this resource");
+  });
+});
+
+describe("tokens for another tenant's resource through auth.jwt", () => {
+  it("a tenant whose JWT issuer names another tenant's resource URL as its audience never gets that tenant's tokens", async () => {
+    const a = await oauthTenant();
+    // Seeded directly, past the apply's check that refuses such a file (test/node/core-oauth.test.ts): the runtime
+    // refusal must hold on its own, for rows written before that check or by any other path.
+    const c = await seedTenant({ jwt: { issuers: [{ issuer: a.issuer, audience: a.resource, discovery: true }] } });
+    const token = await a.sign();
+    for (const path of ["/mcp", `/t/${c.tenant}/mcp`]) {
+      const answer = await list(path, token);
+      expect(answer.status, path).toBe(401);
+      expect(answer.message, path).toBe("The token was minted for another tenant's resource (aud)");
+    }
+    // A's own resource still takes it.
+    expect((await list(at(a), token)).status).toBe(200);
+  });
+});
+
+describe("PUBLIC_URL", () => {
+  it("pins the resource: metadata and challenges name it, and only tokens minted for it are accepted, whatever the Host", async () => {
+    const { default: app } = await import("../../src/index.ts");
+    const t = await oauthTenant();
+    const pinned = { ...env, PUBLIC_URL: "https://mcp.example.com" };
+    const fetchWith = (path: string, init: RequestInit = {}) => app.fetch(new Request(`${BASE}${path}`, init), pinned, { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as never);
+    const metadata = (await (await fetchWith(`/.well-known/oauth-protected-resource/t/${t.tenant}/mcp`)).json()) as { resource: string };
+    expect(metadata.resource).toBe(`https://mcp.example.com/t/${t.tenant}/mcp`);
+    const post = async (token: string | undefined) =>
+      fetchWith(`/t/${t.tenant}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(rpcRequest("tools/list")),
+      });
+    expect((await post(undefined)).headers.get("www-authenticate")).toContain(`resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/t/${t.tenant}/mcp"`);
+    // The request came in on gateway.test: a token for that host's URL is not for the pinned resource.
+    expect((await post(await t.sign())).status).toBe(401);
+    expect((await post(await t.sign({ aud: `https://mcp.example.com/t/${t.tenant}/mcp` }))).status).toBe(200);
+    // Not an origin: OAuth is off (no metadata, plain challenge) rather than bound to a guess.
+    const broken = { ...env, PUBLIC_URL: "mcp.example.com/base" };
+    const response = await app.fetch(new Request(`${BASE}/.well-known/oauth-protected-resource/t/${t.tenant}/mcp`), broken, { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as never);
+    expect(response.status).toBe(404);
+  });
+});
+
+describe("challenge texts", () => {
+  it("a refusal whose description holds non-ASCII (a tenant's claim name) is still a 401 with an encodable header", async () => {
+    const t = await oauthTenant({}, { discovery: true, consumerIdField: "benutzer.kennungü" });
+    const answer = await list(at(t), await t.sign());
+    expect(answer.status).toBe(401);
+    expect(answer.challenge).toMatch(/^[\x20-\x7E]+$/);
+    expect(answer.challenge).toContain("benutzer.kennung?");
   });
 });
 
