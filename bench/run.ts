@@ -18,6 +18,7 @@ const BENCHMARKS: (() => Promise<{ default: Benchmark }>)[] = [
   () => import("./redact-detectors.ts"),
   () => import("./redact-engine.ts"),
   () => import("./audit-chain.ts"),
+  () => import("./mcp-compare.ts"),
 ];
 
 export interface Benchmark {
