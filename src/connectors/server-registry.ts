@@ -82,18 +82,22 @@ export async function syncConnectorServers(
       continue;
     }
     reported.add(report.id);
+    // A server that is not up reports an empty catalog when its connector has just started (nothing initialised
+    // yet): it keeps the catalog it last served, so its names stay claimed and a call to them is "not available
+    // right now" (-32091), not "unknown tool" (-32602), while the connector restarts.
+    const keepCatalog = row !== undefined && report.health !== "healthy" && isEmptyCatalog(report.catalog);
     const values = {
       name: report.name,
       prefix: report.prefix ?? null,
       status: report.health,
       statusDetail: report.detail ?? null,
-      catalog: report.catalog,
+      ...(keepCatalog ? {} : { catalog: report.catalog }),
       updatedAt: now,
     };
     writes.push(
       db
         .insert(servers)
-        .values({ tenantId: tenant, id: report.id, connectorId: connector, registeredAt: now, ...values })
+        .values({ tenantId: tenant, id: report.id, connectorId: connector, registeredAt: now, catalog: report.catalog, ...values })
         .onConflictDoUpdate({ target: [servers.tenantId, servers.id], set: { ...values, ...bump } }),
     );
   }
@@ -111,6 +115,10 @@ export async function syncConnectorServers(
   const notes = await refreshConflicts(db, tenant);
   const conflicts = [...notes].flatMap(([serverId, note]) => (reported.has(serverId) && note ? [{ serverId, note }] : []));
   return { refused, conflicts };
+}
+
+function isEmptyCatalog(catalog: ServerCatalog): boolean {
+  return catalog.tools.length + catalog.resources.length + catalog.resourceTemplates.length + catalog.prompts.length === 0;
 }
 
 /** Recomputes which names each server of the tenant is denied because an older server holds them. */

@@ -41,6 +41,18 @@ export interface Stack {
   query(sql: string): Promise<Record<string, unknown>[]>;
   /** The connector process, restartable. */
   connector: ConnectorProcess;
+  /**
+   * Disposes the Worker (workerd exits: every socket closes, every Durable Object is evicted). The local D1 and
+   * Durable Object storage stay in the persist directory for {@link Stack.startWorker}.
+   */
+  stopWorker(): Promise<void>;
+  /**
+   * Starts the Worker again on the same persist directory and the same port, so `url` and the connector's URL hold.
+   * The bundle is built again from src/ as it is then (the same code unless someone edits src/ during the run).
+   */
+  startWorker(): Promise<void>;
+  /** stopWorker, `downMs` of nothing, startWorker. */
+  restartWorker(downMs?: number): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -127,14 +139,32 @@ export async function startStack(
   await applyMigrations({ persistTo: persist });
   await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: persist });
 
-  const worker = await unstable_startWorker({
-    config: join(PROJECT_ROOT, "wrangler.toml"),
-    // Audit checkpoints signed with a key the suites know, so exports can be verified offline.
-    bindings: { AUDIT_SIGNING_KEY: { type: "secret_text", value: E2E_AUDIT_KEYS.privateKey } },
-    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist, logLevel: "warn" } as never,
-  });
-  await worker.ready;
+  const launch = async (port: number) => {
+    const started = await unstable_startWorker({
+      config: join(PROJECT_ROOT, "wrangler.toml"),
+      // Audit checkpoints signed with a key the suites know, so exports can be verified offline.
+      bindings: { AUDIT_SIGNING_KEY: { type: "secret_text", value: E2E_AUDIT_KEYS.privateKey } },
+      // watch: false — the bundle is built once per start; an edit to src/ during a run must not reload the Worker
+      // under a suite (a reload closes every socket, like a deploy; the faults suite does that on purpose).
+      dev: { server: { hostname: "127.0.0.1", port }, inspector: false, persist, logLevel: "warn", watch: false } as never,
+    });
+    await started.ready;
+    return started;
+  };
+  // The first start picks a free port; restarts take the same one (the connector dials a fixed URL).
+  let worker: Awaited<ReturnType<typeof launch>> | undefined = await launch(0);
   const url = await worker.url;
+  const stopWorker = async () => {
+    const running = worker;
+    worker = undefined;
+    await running?.dispose();
+  };
+  const startWorker = async () => {
+    if (worker) return;
+    worker = await launch(Number(url.port));
+    const restarted = await worker.url;
+    if (restarted.origin !== url.origin) throw new Error(`the Worker came back on ${restarted.origin}, not ${url.origin}`);
+  };
 
   const configPath = join(dir, "gateway.yaml");
   writeFileSync(configPath, JSON.stringify({ tenant: "e2e", servers }), { mode: 0o600 });
@@ -152,9 +182,16 @@ export async function startStack(
       return (JSON.parse(output.slice(output.indexOf("["))) as { results: Record<string, unknown>[] }[]).flatMap((r) => r.results);
     },
     connector,
+    stopWorker,
+    startWorker,
+    async restartWorker(downMs = 0) {
+      await stopWorker();
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      await startWorker();
+    },
     async dispose() {
       await connector.stop();
-      await worker.dispose();
+      await stopWorker();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -191,4 +228,21 @@ export async function waitForTools(stack: Stack, ready: (names: string[]) => boo
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`tools did not become ready; last list: ${names.join(", ")}\nconnector output:\n${stack.connector.output}`);
+}
+
+/** An admin API request with the stack's admin key; throws on a non-2xx answer, naming it. */
+export async function adminFetch(stack: Stack, path: string, init: RequestInit = {}): Promise<Response> {
+  const response = await fetch(new URL(`/admin/v1${path}`, stack.url), {
+    ...init,
+    headers: { authorization: `Bearer ${stack.adminKey}`, "content-type": "application/json", ...(init.headers as Record<string, string> | undefined) },
+  });
+  if (!response.ok) throw new Error(`${init.method ?? "GET"} /admin/v1${path}: ${response.status} ${await response.text()}`);
+  return response;
+}
+
+/** POST /admin/v1/audit/verify (which ships the AuditLog object's entries to D1 first): its result line. */
+export async function verifyAudit(stack: Stack): Promise<Record<string, any>> {
+  const response = await adminFetch(stack, "/audit/verify", { method: "POST", body: "{}" });
+  const lines = (await response.text()).split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  return lines.at(-1);
 }

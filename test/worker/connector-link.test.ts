@@ -219,6 +219,22 @@ describe("failure", () => {
     expect(call?.error.message).toBe('Server "crm" is not available right now (disconnected); retry shortly');
   });
 
+  it("a restarted connector reporting its server as starting (empty catalog) keeps the server's names: calls are -32091, not unknown", async () => {
+    const { apiKey, connector, connectorToken, tenant } = await connected();
+    connector.socket.close(1000, "restart");
+    await expect.poll(async () => env.DB.prepare("SELECT status FROM servers WHERE tenant_id = ?").bind(tenant).first("status")).toBe("disconnected");
+    const restarted = await FakeConnector.connect(connectorToken);
+    const starting = { ...echoServer("crm", { health: "starting" }), catalog: { tools: [], resources: [], resourceTemplates: [], prompts: [] } };
+    await restarted.hello([starting], "replica-2");
+    const [call] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
+    expect(call?.error.code).toBe(-32091);
+    expect(call?.error.message).toMatch(/^Server "crm" is not available right now/);
+    // Once it is up, its real catalog replaces the kept one (here: a different tool set).
+    restarted.send({ type: "status", server: { ...echoServer("crm"), catalog: { ...echoServer("crm").catalog, tools: [{ name: "lookup", inputSchema: { type: "object" } }] } } });
+    await expect.poll(async () => upstreamToolNames((await rpcMessages(await mcpPost(list("tools/list"), apiKey)))[0])).toEqual(["crm__lookup"]);
+    restarted.socket.close();
+  });
+
   it("sends calls to a replica that has the server healthy", async () => {
     const { apiKey, connector, connectorToken } = await connected([echoServer("crm", { health: "unhealthy", detail: "crash loop" })]);
     const healthy = await FakeConnector.connect(connectorToken);
