@@ -6,6 +6,7 @@ import { tenantConfig } from "../config/tenant-config.ts";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { log } from "../log.ts";
+import { storedSessionId } from "../mcp/call-audit.ts";
 import { GatewayErrorCode } from "../mcp/errors.ts";
 import { chargeCall } from "../ratelimit/charge.ts";
 import { limitPlan } from "../ratelimit/limits.ts";
@@ -68,7 +69,7 @@ export async function auditRefusal(
       keyId: who.keyId,
       clientIp: headers.get("cf-connecting-ip"),
       requestId: crypto.randomUUID(),
-      sessionId: headers.get("mcp-session-id"),
+      sessionId: storedSessionId(headers.get("mcp-session-id")),
       server: null,
       method: AUTHENTICATE_METHOD,
       tool: null,

@@ -2,18 +2,27 @@
  * @module What one audited MCP call leaves in the audit chain: the handler notes what it learns as it goes (the
  * route, the deciding rule, the arguments as sent upstream), and {@link CallAudit.fields} turns that and the
  * outcome into the entry's fields, redacted with the tenant's audit plan (response and audit rules plus the secrets
- * floor, src/redact/engine.ts; the arguments with the request rules before it) and with the result truncated.
- * Pure: the backend writes the entry.
+ * floor, src/redact/engine.ts; the arguments with the request rules before it), then bounded: the name and the
+ * session id clipped, long arguments and results stored as a {@link TruncatedJson} marker. An entry stays far below
+ * the 2 MB per row/value that D1 and Durable Object SQLite accept, whatever the agent sends: one row they refused
+ * would stall the tenant's shipping from the AuditLog object to D1. Pure: the backend writes the entry.
  */
 import { ProtocolError } from "@modelcontextprotocol/server";
 import { canonicalJson, sha256Hex } from "../audit/chain.ts";
 import { toAuditJson, type AuditFields, type AuditStatus, type JsonValue } from "../audit/entry.ts";
 import { redactJson, redactText, type CompiledRedaction, type Hasher, type RedactionTarget } from "../redact/engine.ts";
-import { clip } from "../text.ts";
+import { clip, prefix } from "../text.ts";
 import { GatewayErrorCode } from "./errors.ts";
 
-/** A stored result is cut to this many characters of JSON; its digest covers the whole (redacted) result. */
+/**
+ * A stored result or arguments value whose canonical JSON is longer than this many characters is stored as a
+ * {@link TruncatedJson} marker; the digest covers the whole (redacted) value.
+ */
 export const MAX_AUDIT_RESULT_CHARS = 16_384;
+/** The stored name (tool or prompt name, resource URI) is clipped to this many characters, after redaction. */
+export const MAX_AUDIT_NAME_CHARS = 1_024;
+/** The stored session id (the client's `Mcp-Session-Id` header) is clipped to this many characters. */
+export const MAX_AUDIT_SESSION_ID_CHARS = 1_024;
 /** Stored in place of payloads when the tenant's redaction rules could not be read. */
 export const WITHHELD = "[WITHHELD: redaction rules unavailable]";
 /** Error messages in the chain are cut to this many characters. */
@@ -27,6 +36,11 @@ export interface AuditOrigin {
   clientIp: string | null;
   requestId: string;
   sessionId: string | null;
+}
+
+/** The client's `mcp-session-id` as an entry stores it: clipped, since the client chooses it. */
+export function storedSessionId(sessionId: string | null): string | null {
+  return sessionId === null ? null : clip(sessionId, MAX_AUDIT_SESSION_ID_CHARS);
 }
 
 export type CallOutcome = { ok: true; result: unknown } | { ok: false; error: unknown };
@@ -71,16 +85,21 @@ export class CallAudit {
     const redact = <T>(value: T): T | string => (!redaction ? WITHHELD : plan ? redactJson(plan, value, hasher).value : value);
     const sentArguments = requestPlan ? redactJson(requestPlan, toAuditJson(this.arguments), hasher).value : toAuditJson(this.arguments);
     const error = outcome.ok ? undefined : errorOf(outcome.error);
-    const stored = outcome.ok ? storedResult(redact(toAuditJson(outcome.result)) as JsonValue) : { result: null, resultDigest: null };
+    // Redacted first, then bounded: a secret is never kept in a preview, and the digest is of the redacted whole.
+    const result = outcome.ok ? bounded(redact(toAuditJson(outcome.result)) as JsonValue) : undefined;
+    // A resource URI can carry a presigned token or credentials: the stored name goes through the audit plan too.
+    const tool = this.tool !== null && plan ? redactText(plan, this.tool, hasher).value : this.tool;
     return {
       timestamp: this.startedAt,
       ...this.origin,
+      sessionId: storedSessionId(this.origin.sessionId),
       server: this.server,
       method: this.method,
-      // A resource URI can carry a presigned token or credentials: the stored name goes through the audit plan too.
-      tool: this.tool !== null && plan ? redactText(plan, this.tool, hasher).value : this.tool,
-      arguments: redact(sentArguments),
-      ...stored,
+      tool: tool === null ? null : clip(tool, MAX_AUDIT_NAME_CHARS),
+      // No digest column for the arguments: a truncated marker carries the digest of the whole.
+      arguments: bounded(redact(sentArguments) as JsonValue).stored,
+      result: result?.stored ?? null,
+      resultDigest: result?.digest ?? null,
       status: outcome.ok ? resultStatus(outcome.result) : this.errorStatus(error as { code: number | null }),
       errorCode: error?.code ?? null,
       errorMessage: error ? clip(!redaction ? WITHHELD : plan ? redactText(plan, error.message, hasher).value : error.message, MAX_AUDIT_ERROR_CHARS) : null,
@@ -152,13 +171,29 @@ function errorOf(error: unknown): { code: number | null; message: string } {
 }
 
 /**
- * The stored copy of a (redacted) result: as it is when its JSON is short enough, else a marker object holding the
- * start of its JSON text; the digest is of the whole.
+ * What is stored in place of a (redacted) result or arguments value whose canonical JSON is longer than
+ * {@link MAX_AUDIT_RESULT_CHARS}: the length and SHA-256 (hex, of the UTF-8 bytes) of that whole JSON text, and its
+ * start.
  */
-function storedResult(result: JsonValue): { result: JsonValue; resultDigest: string } {
-  const text = canonicalJson(result);
-  const resultDigest = sha256Hex(text);
-  if (text.length <= MAX_AUDIT_RESULT_CHARS) return { result, resultDigest };
-  return { result: { truncated: true, chars: text.length, preview: text.slice(0, MAX_AUDIT_RESULT_CHARS) }, resultDigest };
+export interface TruncatedJson {
+  truncated: true;
+  /** UTF-16 code units of the whole canonical JSON text. */
+  chars: number;
+  /** SHA-256 of the whole canonical JSON text, lowercase hex. */
+  sha256: string;
+  /** The first {@link MAX_AUDIT_RESULT_CHARS} code units of it (one fewer rather than half a surrogate pair). */
+  preview: string;
+}
+
+/**
+ * The stored copy of a (redacted) payload: as it is when its canonical JSON is short enough, else a
+ * {@link TruncatedJson} marker; `digest` is that of the whole, either way.
+ */
+export function bounded(value: JsonValue): { stored: JsonValue; digest: string } {
+  const text = canonicalJson(value);
+  const digest = sha256Hex(text);
+  if (text.length <= MAX_AUDIT_RESULT_CHARS) return { stored: value, digest };
+  const marker: TruncatedJson = { truncated: true, chars: text.length, sha256: digest, preview: prefix(text, MAX_AUDIT_RESULT_CHARS) };
+  return { stored: { ...marker }, digest };
 }
 

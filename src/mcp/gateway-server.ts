@@ -7,6 +7,7 @@
  * exercised with a real backend in workerd and end to end.
  */
 import { PROTOCOL_VERSION_META_KEY, ProtocolError, Server, type ServerContext } from "@modelcontextprotocol/server";
+import { z } from "zod";
 import type { CallOutcome } from "../connectors/connector-api.ts";
 import type { RelayedNotification, RelayedRequest } from "../link/protocol.ts";
 import type { AggregatedCatalog, CatalogServer, RoutedItem } from "./catalog.ts";
@@ -87,6 +88,67 @@ type Params = Record<string, unknown>;
 
 /** From this revision on, bad tool arguments are tool execution errors (`isError`), not JSON-RPC errors (SEP-1303). */
 const INPUT_ERRORS_AS_RESULTS_SINCE = "2025-11-25";
+
+/** Request `_meta` as the spec's request schemas read it: a progress token, other keys kept as they are. */
+const requestMeta = z.looseObject({ progressToken: z.union([z.string(), z.number().int()]).optional() }).optional();
+/** String-valued arguments of a prompt or of a completion's context. */
+const stringArguments = z.record(z.string(), z.string());
+
+/**
+ * The params of the methods whose handlers validate their own (registered with {@link ANY_PARAMS}): the spec's
+ * request schemas (MCP 2025-11-25 and 2026-07-28 agree on them), unknown keys stripped as the SDK's would. A
+ * failure is -32602 with a short message naming the first bad field (see {@link validParams}).
+ */
+const PARAMS = {
+  "prompts/get": z.object({ _meta: requestMeta, name: z.string(), arguments: stringArguments.optional() }),
+  "resources/read": z.object({ _meta: requestMeta, uri: z.string() }),
+  "completion/complete": z.object({
+    _meta: requestMeta,
+    ref: z.discriminatedUnion("type", [
+      z.object({ type: z.literal("ref/prompt"), name: z.string() }),
+      z.object({ type: z.literal("ref/resource"), uri: z.string() }),
+    ]),
+    argument: z.object({ name: z.string(), value: z.string() }),
+    context: z.object({ arguments: stringArguments.optional() }).optional(),
+  }),
+};
+
+/**
+ * What the SDK's three-argument `setRequestHandler` validates for these methods: anything (the SDK passes a copy of
+ * the request's params, `{}` when it has none). With the SDK's two-argument form, a request that fails the spec
+ * schema is answered -32603 with zod's whole issue dump (SDK 2.4) instead of -32602.
+ */
+const ANY_PARAMS = { params: z.unknown() };
+
+/**
+ * `raw` checked against the method's params schema, or a -32602 ProtocolError naming the first bad field — short
+ * and stable: never zod's wording, never a value the agent sent, a hostile key in the path clipped.
+ */
+function validParams<M extends keyof typeof PARAMS>(method: M, raw: unknown): z.output<(typeof PARAMS)[M]> {
+  const parsed = PARAMS[method].safeParse(raw);
+  if (parsed.success) return parsed.data as z.output<(typeof PARAMS)[M]>;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.length ? echo(issue.path.map(String).join(".")) : "params";
+  let problem = "is invalid";
+  if (issue?.code === "invalid_type") {
+    problem = valueAt(raw, issue.path) === undefined ? "is required" : `must be ${EXPECTED[issue.expected] ?? `of type ${issue.expected}`}`;
+  } else if (issue?.code === "invalid_union" && "options" in issue && Array.isArray(issue.options)) {
+    problem = `must be ${issue.options.map((option) => JSON.stringify(option)).join(" or ")}`;
+  }
+  throw new ProtocolError(GatewayErrorCode.InvalidParams, `Invalid params for ${method}: "${path}" ${problem}`);
+}
+
+const EXPECTED: Record<string, string> = { string: "a string", object: "an object", record: "an object", number: "a number", int: "an integer" };
+
+/** The value at `path` in `value`, own properties only (undefined when absent). */
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let at = value;
+  for (const key of path) {
+    if (typeof at !== "object" || at === null || !Object.hasOwn(at, key)) return undefined;
+    at = (at as Record<PropertyKey, unknown>)[key];
+  }
+  return at;
+}
 
 export function createGatewayServer(backend: GatewayBackend, caller: Caller): Server {
   const { principal } = caller;
@@ -260,14 +322,16 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     listPage("prompts", (await listed()).visible.prompts.map((p) => p.definition), request.params?.cursor),
   );
 
-  server.setRequestHandler("prompts/get", async (request, ctx) =>
-    audited("prompts/get", request.params, async (audit) => {
-      const params = request.params as Params & { name: string };
+  // prompts/get, resources/read and completion/complete validate their own params (see PARAMS): the SDK's
+  // two-argument registration answers invalid params as -32603 with zod's issue dump.
+  server.setRequestHandler("prompts/get", ANY_PARAMS, async (raw, ctx) => {
+    const params = validParams("prompts/get", raw);
+    return audited("prompts/get", raw, async (audit) => {
       audit.tool = params.name;
       audit.arguments = params.arguments ?? null;
       return callUpstream("prompt", params, ctx, audit);
-    }) as never,
-  );
+    }) as never;
+  });
 
   server.setRequestHandler("resources/list", async (request) =>
     listPage("resources", (await listed()).visible.resources.map((r) => r.definition), request.params?.cursor),
@@ -277,9 +341,9 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
     listPage("resourceTemplates", (await listed()).visible.resourceTemplates.map((t) => t.definition), request.params?.cursor),
   );
 
-  server.setRequestHandler("resources/read", async (request, ctx) =>
-    audited("resources/read", request.params, async (audit) => {
-      const params = request.params as Params & { uri: string };
+  server.setRequestHandler("resources/read", ANY_PARAMS, async (raw, ctx) => {
+    const params = validParams("resources/read", raw);
+    return audited("resources/read", raw, async (audit) => {
       audit.tool = params.uri;
       const { catalog, policies } = await view();
       const target = catalog.resourceTarget(params.uri);
@@ -296,20 +360,16 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       assertAvailable(catalog, target.serverId);
       const redaction = await redactionFor(audit.target);
       return relay(backend, target.serverId, "resources/read", params, ctx, redaction);
-    }) as never,
-  );
+    }) as never;
+  });
 
-  server.setRequestHandler("completion/complete", async (request, ctx) =>
-    audited("completion/complete", request.params, async (audit) => {
-      const params = request.params as Params & {
-        ref: { type: string; name?: string; uri?: string };
-        argument?: { name?: unknown; value?: unknown };
-        context?: { arguments?: Record<string, unknown> };
-      };
+  server.setRequestHandler("completion/complete", ANY_PARAMS, async (raw, ctx) => {
+    const params = validParams("completion/complete", raw);
+    return audited("completion/complete", raw, async (audit) => {
       const { catalog, policies } = await view();
       const ref = params.ref;
       audit.arguments = completionArguments(params);
-      if (ref.type === "ref/prompt" && typeof ref.name === "string") {
+      if (ref.type === "ref/prompt") {
         audit.tool = ref.name;
         const name = ref.name;
         const route = await chargedRoute(audit, () => routeOf(catalog, "prompt", name, mayUseServer(policies)));
@@ -324,24 +384,20 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
         const redaction = await redactionFor(audit.target);
         return relay(backend, route.serverId, "completion/complete", { ...params, ref: { ...ref, name: route.upstreamName } }, ctx, redaction);
       }
-      if (ref.type === "ref/resource" && typeof ref.uri === "string") {
-        audit.tool = ref.uri;
-        const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
-        if (serverId) audit.server = serverId;
-        await charge(audit, { server: serverId ?? null, tool: null });
-        if (!serverId) {
-          throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
-        }
-        audit.target = { server: serverId, name: ref.uri };
-        authorize(policies, resourceSubject(serverId, ref.uri), undefined, audit);
-        assertAvailable(catalog, serverId);
-        const redaction = await redactionFor(audit.target);
-        return relay(backend, serverId, "completion/complete", params, ctx, redaction);
+      audit.tool = ref.uri;
+      const serverId = catalog.templateServer(ref.uri) ?? catalog.resourceServer(ref.uri);
+      if (serverId) audit.server = serverId;
+      await charge(audit, { server: serverId ?? null, tool: null });
+      if (!serverId) {
+        throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unknown resource template "${echo(ref.uri)}": no server lists it`);
       }
-      await charge(audit, { server: null, tool: null });
-      throw new ProtocolError(GatewayErrorCode.UnknownTarget, `Unsupported completion reference type "${echo(String(ref.type))}"`);
-    }) as never,
-  );
+      audit.target = { server: serverId, name: ref.uri };
+      authorize(policies, resourceSubject(serverId, ref.uri), undefined, audit);
+      assertAvailable(catalog, serverId);
+      const redaction = await redactionFor(audit.target);
+      return relay(backend, serverId, "completion/complete", params, ctx, redaction);
+    }) as never;
+  });
 
   return server;
 }

@@ -256,6 +256,33 @@ describe("what the chain stores", () => {
     expect(JSON.stringify(entry?.result).length).toBeLessThan(20_000);
     expect(entry?.resultDigest).toBe(digestJson(long));
   });
+
+  it("keeps every entry small whatever the agent sends: a 3 MiB tool name, 1 MiB of arguments, a long session id", async () => {
+    const { tenant, apiKey, connector } = await connected();
+    answerEveryRpc(connector);
+    const name = `crm__${"e".repeat(3 * 1024 * 1024)}`;
+    const unknown = await mcpAnswer(toolCall(name), apiKey, { "mcp-session-id": "s".repeat(20_000) });
+    expect(unknown.error.code).toBe(-32602);
+    const args = { text: "a".repeat(1024 * 1024) };
+    expect((await mcpAnswer(toolCall("crm__echo", args), apiKey)).result).toBeDefined();
+    // Also in the object's own SQLite, before shipping.
+    for (const entry of await unshippedEntries(tenant)) expect(JSON.stringify(entry).length).toBeLessThan(64 * 1024);
+    const entries = await shippedEntries(tenant);
+    expect(entries).toHaveLength(2);
+    for (const entry of entries) expect(JSON.stringify(entry).length).toBeLessThan(64 * 1024);
+    const [named, argued] = entries;
+    expect(named).toMatchObject({ status: "unknown", tool: expect.stringMatching(/^crm__e+…$/) });
+    expect(named?.tool).toHaveLength(1024);
+    expect(named?.sessionId).toHaveLength(1024);
+    expect(argued?.arguments).toMatchObject({ truncated: true, chars: JSON.stringify(args).length, sha256: digestJson(args) });
+    const { results } = await env.DB.prepare("SELECT max(length(tool)) AS tool, max(length(session_id)) AS session, max(length(arguments)) AS args FROM audit_entries WHERE tenant_id = ?")
+      .bind(tenant)
+      .all<{ tool: number; session: number; args: number }>();
+    expect(results[0]!.tool).toBeLessThanOrEqual(1024);
+    expect(results[0]!.session).toBeLessThanOrEqual(1024);
+    expect(results[0]!.args).toBeLessThan(64 * 1024);
+    expect(await verifyStoredChain(env, tenant)).toMatchObject({ ok: true, entries: 2 });
+  });
 });
 
 describe("when the entry cannot be written", () => {

@@ -422,7 +422,7 @@ function prototypeCases(): McpCase[] {
     // dispatched and recorded.
     cases.push(
       mcp("prototype", `${key} in a completion's context`, rpc("completion/complete", { ref: { type: "ref/prompt", name: "crm__greet" }, argument: { name: key, value: "x" }, context: { arguments: JSON.parse(poison) } }),
-        key === "__proto__" ? { statuses: [200], answer: "either", audits: 1 } : { statuses: [200], answer: "error", codes: [-32602] }),
+        key === "__proto__" ? { statuses: [200], answer: "either", audits: 1 } : INVALID_PARAMS),
     );
     cases.push(mcp("prototype", `${key} as a completion's argument name`, rpc("completion/complete", { ref: { type: "ref/prompt", name: "crm__greet" }, argument: { name: key, value: "x" } }), { statuses: [200], answer: "either", audits: 1 }));
     cases.push(mcp("prototype", `${key} as the method`, rpc(key, {}), { statuses: [200, 400], answer: "error", codes: [-32601] }));
@@ -496,6 +496,12 @@ function nameCases(): McpCase[] {
   return cases;
 }
 
+/**
+ * Params the spec's schema refuses, on the methods whose handlers validate their own (src/mcp/gateway-server.ts
+ * PARAMS): -32602 before anything is routed or charged, so nothing is recorded.
+ */
+const INVALID_PARAMS: Parameters<typeof mcp>[3] = { statuses: [200], answer: "error", codes: [-32602] };
+
 /** tools/call with arguments of the wrong types, numeric edge values, and the gateway's own tools misused. */
 function argumentCases(): McpCase[] {
   const cases: McpCase[] = [];
@@ -523,21 +529,21 @@ function argumentCases(): McpCase[] {
     ["uri a number", '{"uri":42}'],
     ["no uri", "{}"],
   ] as const) {
-    cases.push(mcp("arguments", `resources/read with ${label}`, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":${params}}`, { statuses: [200, 400], answer: "error", codes: [-32602, -32600] }));
+    cases.push(mcp("arguments", `resources/read with ${label}`, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":${params}}`, INVALID_PARAMS));
   }
   for (const [label, params] of [
     ["no ref", '{"argument":{"name":"a","value":"b"}}'],
     ["ref a string", '{"ref":"crm__greet","argument":{"name":"a","value":"b"}}'],
     ["argument value a number", '{"ref":{"type":"ref/prompt","name":"crm__greet"},"argument":{"name":"a","value":5}}'],
   ] as const) {
-    cases.push(mcp("arguments", `completion/complete with ${label}`, `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":${params}}`, { statuses: [200, 400], answer: "error", codes: [-32602, -32600] }));
+    cases.push(mcp("arguments", `completion/complete with ${label}`, `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":${params}}`, INVALID_PARAMS));
   }
   for (const [label, params] of [
     ["name a number", '{"name":42}'],
     ["arguments an array", '{"name":"crm__greet","arguments":["x"]}'],
     ["an argument value a number", '{"name":"crm__greet","arguments":{"who":5}}'],
   ] as const) {
-    cases.push(mcp("arguments", `prompts/get with ${label}`, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":${params}}`, { statuses: [200, 400], answer: "error", codes: [-32602, -32600] }));
+    cases.push(mcp("arguments", `prompts/get with ${label}`, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":${params}}`, INVALID_PARAMS));
   }
   // The object is fine, the values are not what the tool's inputSchema says: the gateway relays (the upstream
   // validates its own input) and records.

@@ -172,30 +172,15 @@ function mcpProblems(c: McpCase, status: number, contentType: string, text: stri
 const corpus = mcpCorpus();
 
 /**
- * Bugs this corpus found that are reported, not fixed here (see the final report / issue 8): the case's label → what
- * each of its problems says. The corpus keeps the right expectation for these cases; while a bug reproduces exactly
- * so, its case passes, and the moment it is fixed the case fails, asking for its entry to be removed.
+ * Bugs this corpus found that are reported, not fixed here: the case's label → what each of its problems says. The
+ * corpus keeps the right expectation for these cases; while a bug reproduces exactly so, its case passes, and the
+ * moment it is fixed the case fails, asking for its entry to be removed. None at present.
  *
- * MCP SDK 2.4.0's two-argument `Server.setRequestHandler` (how src/mcp/gateway-server.ts registers resources/read,
- * completion/complete, …) throws a plain `Error(zodIssues)` when a request's params fail the spec schema; the SDK
- * answers that as -32603 "Internal error" with the zod issue dump as the message, where JSON-RPC and MCP want -32602
- * Invalid params (tools/call and prompts/get are validated on another path and get -32602). Nothing runs and
- * nothing is recorded, so the chain is unaffected.
+ * (Fixed: invalid params of resources/read, prompts/get and completion/complete were answered -32603 with zod's
+ * issue dump, by MCP SDK 2.4's two-argument `setRequestHandler`; src/mcp/gateway-server.ts now validates those
+ * params itself and answers -32602 with a short message naming the field, before anything is charged or recorded.)
  */
-const KNOWN_BUGS: Record<string, RegExp> = Object.fromEntries(
-  [
-    "resources/read with uri a number",
-    "resources/read with no uri",
-    "completion/complete with no ref",
-    "completion/complete with ref a string",
-    "completion/complete with argument value a number",
-    "constructor in a completion's context",
-    "prototype in a completion's context",
-    "prompts/get with name a number",
-    "prompts/get with arguments an array",
-    "prompts/get with an argument value a number",
-  ].map((label) => [label, /-32603.*Invalid input/]),
-);
+const KNOWN_BUGS: Record<string, RegExp> = {};
 
 describe("/mcp", () => {
   it("the corpus is large and deterministic", () => {

@@ -115,6 +115,47 @@ describe("hostile input", () => {
   });
 });
 
+describe("invalid params", () => {
+  const META_2026 = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" },
+    "io.modelcontextprotocol/clientCapabilities": {},
+  };
+  const cases = [
+    ["resources/read", { uri: 42 }, 'Invalid params for resources/read: "uri" must be a string'],
+    ["resources/read", {}, 'Invalid params for resources/read: "uri" is required'],
+    ["prompts/get", { name: 42 }, 'Invalid params for prompts/get: "name" must be a string'],
+    ["prompts/get", { name: "crm__greet", arguments: ["x"] }, 'Invalid params for prompts/get: "arguments" must be an object'],
+    ["prompts/get", { name: "crm__greet", arguments: { ["k".repeat(100_000)]: 5 } }, /^Invalid params for prompts\/get: "arguments\.k{100,199}…" must be a string$/],
+    ["completion/complete", { argument: { name: "a", value: "b" } }, 'Invalid params for completion/complete: "ref" is required'],
+    ["completion/complete", { ref: { type: "ref/evil" }, argument: { name: "a", value: "b" } }, 'Invalid params for completion/complete: "ref.type" must be "ref/prompt" or "ref/resource"'],
+    ["completion/complete", { ref: { type: "ref/prompt", name: "p" }, argument: { name: "a", value: 5 } }, 'Invalid params for completion/complete: "argument.value" must be a string'],
+  ] as const;
+
+  it.each(cases)("%s %j is -32602 with a short message naming the field, and is not recorded", async (method, params, message) => {
+    const { apiKey, tenant } = await seedTenant();
+    const response = await mcpPost({ jsonrpc: "2.0", id: 1, method, params }, apiKey);
+    expect(response.status).toBe(200);
+    const [answer] = await rpcMessages(response);
+    expect(answer?.error.code).toBe(-32602);
+    if (typeof message === "string") expect(answer?.error.message).toBe(message);
+    else expect(answer?.error.message).toMatch(message);
+    // Refused before routing: nothing charged, nothing recorded.
+    expect((await env.AUDIT_LOG.getByName(tenant).state()).head.seq).toBe(0);
+  });
+
+  it("holds for a 2026-07-28 request too, also when it has no params beyond the envelope", async () => {
+    const { apiKey } = await seedTenant();
+    const response = await mcpPost(
+      { jsonrpc: "2.0", id: 1, method: "resources/read", params: { _meta: META_2026 } },
+      apiKey,
+      { "mcp-protocol-version": "2026-07-28", "mcp-method": "resources/read" },
+    );
+    const [answer] = await rpcMessages(response);
+    expect(answer?.error).toMatchObject({ code: -32602, message: 'Invalid params for resources/read: "uri" is required' });
+  });
+});
+
 describe("request guards", () => {
   it("answers 403 for a foreign browser Origin and serves the gateway's own origin", async () => {
     const { apiKey } = await seedTenant();
