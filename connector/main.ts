@@ -4,11 +4,11 @@
  * {@link main} is the CLI around it (flags, config file, signals, exit codes).
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import packageJson from "../package.json" with { type: "json" };
-import { hostServers, parseGatewayConfig, type ServerConfig } from "../src/config/schema.ts";
+import type { ServerConfig } from "../src/config/server-schema.ts";
 import type { BackoffPolicy } from "./backoff.ts";
+import { readServerConfig } from "./config.ts";
 import type { HostEnv } from "./env.ts";
 import { LinkClient } from "./link-client.ts";
 import { jsonLogger, type Logger } from "./log.ts";
@@ -98,18 +98,7 @@ export function startConnector(options: StartConnectorOptions): ConnectorHandle 
   return { replicaId, supervisor, link, stop };
 }
 
-/** Reads the servers: section of a gateway.yaml; errors name the file and the path of each bad key. */
-export function readServerConfig(path: string): { ok: true; servers: ServerConfig[] } | { ok: false; errors: string[] } {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    return { ok: false, errors: [`cannot read ${path}: ${(error as Error).message}`] };
-  }
-  const parsed = parseGatewayConfig(text);
-  if (!parsed.ok) return { ok: false, errors: parsed.errors.map((e) => `${path}: ${e}`) };
-  return { ok: true, servers: hostServers(parsed.config) };
-}
+export { readServerConfig };
 
 /**
  * The CLI. Resolves with the process exit code: 0 after a clean shutdown, 2 on bad flags or config. On an uncaught

@@ -9,7 +9,7 @@
  * strings, tokens read from files, stack traces), and reports are stored by the gateway and shown to agents. Stderr
  * stays in the connector's local log (`server_stderr`, secret values masked); a report's detail says where to look.
  */
-import type { ServerConfig } from "../src/config/schema.ts";
+import type { ServerConfig } from "../src/config/server-schema.ts";
 import type { RelayedRequest, RpcError, ServerCatalog, ServerHealth, ServerReport } from "../src/link/protocol.ts";
 import { backoffDelay, recordCrash, type BackoffPolicy, type CrashLoopPolicy } from "./backoff.ts";
 import type { ChildExit } from "./child-transport.ts";

@@ -8,7 +8,7 @@
  * the stream by the transport's interceptor in arrival order, so nothing is re-validated, reshaped or reordered.
  */
 import { Client, ProtocolError, type JSONRPCMessage } from "@modelcontextprotocol/client";
-import type { ServerConfig } from "../src/config/schema.ts";
+import type { ServerConfig } from "../src/config/server-schema.ts";
 import { JsonRpcErrorCode } from "../src/link/errors.ts";
 import { MAX_MESSAGE_BYTES, exceedsBytes, serverCatalogSchema, utf8Length, type RelayedRequest, type RpcError, type ServerCatalog } from "../src/link/protocol.ts";
 import { clip } from "../src/text.ts";

@@ -2,27 +2,27 @@
  * @module gateway.yaml: the seed's configuration schema (auth, servers, policies, audit, metering, rateLimit,
  * ipFilter) validated with zod, with messages that name the path of the bad key.
  *
- * Platform-free: the connector reads `servers:` from it; the admin API (and `npm start`, before the Worker is up)
- * applies the rest to the edge. Unknown keys are errors, so a typo never silently disables a setting; references
+ * Platform-free: the admin API, the CLI (and `npm start`, before the Worker is up) validate the whole file with it;
+ * the connector reads only `tenant` and `servers:`, through ./server-schema.ts, which this schema uses too. Unknown keys are errors, so a typo never silently disables a setting; references
  * between sections (roles, servers, ids) are checked too, so a typo never silently grants or denies.
  */
-import { parse as parseYaml } from "yaml";
 import { idSchema } from "../ids.ts";
 import { ipFilterSchema } from "../auth/ip-filter.ts";
 import { jwtAuthSchema } from "../auth/jwt-schema.ts";
 import { resourceTenantOf } from "../auth/oauth.ts";
 import { oauthSchema } from "../auth/oauth-schema.ts";
-import { clip } from "../text.ts";
 import { z } from "zod";
-import { EDGE_CALL_DEADLINE_MS, GATEWAY_SERVER_ID, serverIdSchema } from "../link/protocol.ts";
-import { exposedPrefix } from "../mcp/namespacing.ts";
+import { GATEWAY_SERVER_ID } from "../link/protocol.ts";
 import { isGlobPattern } from "../policy/glob.ts";
 import { defaultRuleId, policySchema } from "../policy/schema.ts";
 import { redactionSchema } from "../redact/schema.ts";
 import { meteringSchema } from "../metering/schema.ts";
 import { rateLimitSchema } from "../ratelimit/schema.ts";
+import { describeIssue, missingCommands, parseConfigYaml, serverChecks, serverConfigSchema } from "./server-schema.ts";
 
 export { GATEWAY_SERVER_ID };
+// The servers: entries live in server-schema.ts, which the connector loads without the rest of this schema.
+export { hostServers, serverConfigSchema, type DeclaredServer, type ServerConfig } from "./server-schema.ts";
 
 /** The role that may use the admin API (/admin/v1) for its tenant; needs no policy. */
 export const ADMIN_ROLE = "admin";
@@ -49,38 +49,6 @@ const auditObjectPrefixSchema = z
   .refine((p) => !p.startsWith("/"), "must not start with /")
   // Keys are <prefix><tenant>/…: a prefix not ending in "/" could make one tenant's keys another's ("audit/ac" + "me").
   .refine((p) => p === "" || p.endsWith("/"), "must be empty or end with /");
-
-/** Environment variable names as POSIX shells accept them. */
-const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
-
-export const serverConfigSchema = z.strictObject({
-  id: serverIdSchema,
-  name: z.string().min(1).max(256).optional(),
-  /** Required where the file runs servers (the connector); the edge never receives it (see edgeDocument). */
-  command: z.string().min(1).optional(),
-  args: z.array(z.string()).default([]),
-  /** Values may reference the connector's own environment as `${VAR}`; resolved on the connector host only. */
-  env: z.record(envNameSchema, z.string()).default({}),
-  enabled: z.boolean().default(true),
-  /** Per-call timeout in milliseconds; at most the edge's own deadline for a relayed call. */
-  timeout: z.number().int().min(100).max(EDGE_CALL_DEADLINE_MS).default(60_000),
-  /** Name tools and prompts `<prefix>__<name>` instead of `<id>__<name>`; "" exposes the upstream's own names. */
-  prefix: z.union([serverIdSchema, z.literal("")]).optional(),
-  /** Working directory of the child process. */
-  cwd: z.string().optional(),
-});
-/** A server as the file declares it; on the edge its command is absent. */
-export type DeclaredServer = z.infer<typeof serverConfigSchema>;
-/** A server as the connector runs it: from a file parsed for the host, so its command is there. */
-export type ServerConfig = DeclaredServer & { command: string };
-
-/** The servers of a config parsed for the host (the default), typed as runnable. */
-export function hostServers(config: GatewayConfig): ServerConfig[] {
-  return config.servers.map((server, i) => {
-    if (server.command === undefined) throw new Error(`servers[${i}].command is missing: parse the file for the host`);
-    return { ...server, command: server.command };
-  });
-}
 
 const sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex SHA-256 digest");
 
@@ -196,47 +164,18 @@ export interface ParseOptions {
 
 /** Parses and validates gateway.yaml text. Errors name the path of the bad key, e.g. `servers[1].timeout: ...`. */
 export function parseGatewayConfig(text: string, options: ParseOptions = {}): ConfigResult {
-  let raw: unknown;
-  try {
-    // No aliases: a few KB of anchors could otherwise expand to megabytes. No pretty errors: they quote the
-    // file's lines, which can hold keys and env values.
-    raw = parseYaml(text, { maxAliasCount: 0, prettyErrors: false }) ?? {};
-  } catch (error) {
-    const reason = clip((error as Error).message.split("\n")[0] ?? "", 200);
-    return { ok: false, kind: "syntax", errors: [`not valid YAML: ${reason}`] };
-  }
-  const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
+  const yaml = parseConfigYaml(text);
+  if (!yaml.ok) return yaml;
+  const parsed = gatewayConfigSchema.safeParse(yaml.raw, { reportInput: true });
   if (!parsed.success) return { ok: false, kind: "invalid", errors: parsed.error.issues.map(describeIssue) };
   const errors = crossChecks(parsed.data);
-  if (options.for !== "edge") {
-    parsed.data.servers.forEach((server, i) => {
-      if (server.command === undefined) errors.unshift(`servers[${i}].command: required: the connector runs this command to start the server`);
-    });
-  }
+  if (options.for !== "edge") errors.unshift(...missingCommands(parsed.data.servers));
   return errors.length > 0 ? { ok: false, kind: "invalid", errors } : { ok: true, config: parsed.data };
 }
 
 /** Rules no single key can express: unique ids, and names agents would find ambiguous. */
 function crossChecks(config: GatewayConfig): string[] {
-  const errors: string[] = [];
-  const serverIds = new Map<string, number>();
-  const prefixes = new Map<string, number>();
-  config.servers.forEach((server, i) => {
-    const sameId = serverIds.get(server.id);
-    if (sameId !== undefined) errors.push(`servers[${i}].id: "${server.id}" is already used by servers[${sameId}]`);
-    serverIds.set(server.id, i);
-    // Two servers behind one prefix would make every tool name ambiguous; bare names ("") are checked per tool,
-    // when the servers report their tools, because only then are the names known.
-    const prefix = exposedPrefix(server);
-    if (prefix === "") return;
-    const samePrefix = prefixes.get(prefix);
-    if (samePrefix !== undefined) {
-      errors.push(
-        `servers[${i}].prefix: tools would be named "${prefix}__<tool>" like those of servers[${samePrefix}]; give one a different prefix`,
-      );
-    }
-    prefixes.set(prefix, i);
-  });
+  const errors = serverChecks(config.servers);
   const keyIds = new Map<string, number>();
   const keyHashes = new Map<string, number>();
   config.auth.keys.forEach((key, i) => {
@@ -327,38 +266,6 @@ export function ungrantedRoles(roles: readonly string[], policies: readonly { ro
   return roles.filter((role) => role !== ADMIN_ROLE && !granted.has(role));
 }
 
-/** `policies[2].rules[0].action: expected "allow" | "deny", got "permit"`: the path, what was expected, what came. */
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = formatPath(issue.path);
-  // A key's value is a secret even when it is malformed: say what was expected, never echo it.
-  if (issue.path.at(-1) === "key" || issue.path.at(-1) === "keyHash") return `${path}: ${issue.message}`;
-  if (issue.code === "invalid_value") {
-    const expected = issue.values.map((v) => JSON.stringify(v)).join(" | ");
-    return `${path}: expected ${expected}, got ${shown(issue.input)}`;
-  }
-  if (issue.code === "invalid_type") {
-    // The type of what came, never its value: a misplaced value can be an env secret.
-    return `${path}: expected ${issue.expected}, got ${issue.input === undefined ? "nothing" : typeName(issue.input)}`;
-  }
-  if (issue.code === "unrecognized_keys") {
-    return `${path}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
-  }
-  return `${path}: ${issue.message}`;
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  return typeof value === "object" ? "a mapping" : `a ${typeof value}`;
-}
-
-/** A bad value as the error shows it: JSON, bounded (a file can hold a huge string). */
-function shown(value: unknown): string {
-  if (Array.isArray(value)) return "a list";
-  if (value !== null && typeof value === "object") return "a mapping";
-  return clip(JSON.stringify(value) ?? String(value), 80);
-}
-
 /**
  * The seed's reader policy ended with `{tool: "*", action: deny}` after its allows, relying on first-match. Deny
  * overrides allow here, so such a rule would silently make the policy's own allow rules dead and its callers able
@@ -381,11 +288,4 @@ function deadAllows(policy: GatewayConfig["policies"][number], path: string): st
     );
   });
   return errors;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(top level)";
-  return path
-    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
-    .join("");
 }
