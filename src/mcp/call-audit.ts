@@ -18,7 +18,7 @@ import { GatewayErrorCode } from "./errors.ts";
  * A stored result or arguments value whose canonical JSON is longer than this many characters is stored as a
  * {@link TruncatedJson} marker; the digest covers the whole (redacted) value.
  */
-export const MAX_AUDIT_RESULT_CHARS = 16_384;
+export const MAX_AUDIT_PAYLOAD_CHARS = 16_384;
 /** The stored name (tool or prompt name, resource URI) is clipped to this many characters, after redaction. */
 export const MAX_AUDIT_NAME_CHARS = 1_024;
 /** The stored session id (the client's `Mcp-Session-Id` header) is clipped to this many characters. */
@@ -172,7 +172,7 @@ function errorOf(error: unknown): { code: number | null; message: string } {
 
 /**
  * What is stored in place of a (redacted) result or arguments value whose canonical JSON is longer than
- * {@link MAX_AUDIT_RESULT_CHARS}: the length and SHA-256 (hex, of the UTF-8 bytes) of that whole JSON text, and its
+ * {@link MAX_AUDIT_PAYLOAD_CHARS}: the length and SHA-256 (hex, of the UTF-8 bytes) of that whole JSON text, and its
  * start.
  */
 export interface TruncatedJson {
@@ -181,7 +181,7 @@ export interface TruncatedJson {
   chars: number;
   /** SHA-256 of the whole canonical JSON text, lowercase hex. */
   sha256: string;
-  /** The first {@link MAX_AUDIT_RESULT_CHARS} code units of it (one fewer rather than half a surrogate pair). */
+  /** The first {@link MAX_AUDIT_PAYLOAD_CHARS} code units of it (one fewer rather than half a surrogate pair). */
   preview: string;
 }
 
@@ -190,10 +190,12 @@ export interface TruncatedJson {
  * {@link TruncatedJson} marker; `digest` is that of the whole, either way.
  */
 export function bounded(value: JsonValue): { stored: JsonValue; digest: string } {
-  const text = canonicalJson(value);
+  // Normalised again: a redaction can leave what canonical JSON refuses (a lone surrogate from a cut emoji).
+  const normal = toAuditJson(value);
+  const text = canonicalJson(normal);
   const digest = sha256Hex(text);
-  if (text.length <= MAX_AUDIT_RESULT_CHARS) return { stored: value, digest };
-  const marker: TruncatedJson = { truncated: true, chars: text.length, sha256: digest, preview: prefix(text, MAX_AUDIT_RESULT_CHARS) };
+  if (text.length <= MAX_AUDIT_PAYLOAD_CHARS) return { stored: normal, digest };
+  const marker: TruncatedJson = { truncated: true, chars: text.length, sha256: digest, preview: prefix(text, MAX_AUDIT_PAYLOAD_CHARS) };
   return { stored: { ...marker }, digest };
 }
 

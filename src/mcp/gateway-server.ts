@@ -197,8 +197,15 @@ export function createGatewayServer(backend: GatewayBackend, caller: Caller): Se
       }
     }
     const redaction = await backend.redaction().catch(() => undefined);
+    let fields: AuditFields;
     try {
-      await backend.audit(audit.fields(outcome, redaction, backend.hasher, Date.now()));
+      fields = audit.fields(outcome, redaction, backend.hasher, Date.now());
+    } catch {
+      // Whatever a redaction rule did to the payloads, the call still leaves its entry: without them (withheld).
+      fields = audit.fields(outcome, undefined, backend.hasher, Date.now());
+    }
+    try {
+      await backend.audit(fields);
     } catch (auditError) {
       if (outcome.ok) throw auditError;
     }

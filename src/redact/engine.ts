@@ -283,8 +283,9 @@ class Walker {
     if (action === "mask") return "[REDACTED:field]";
     if (action === "hash") return this.hashed("field", JSON.stringify(value) ?? "null");
     if (typeof value === "string" || typeof value === "number") {
-      const text = String(value);
-      return text.length > 4 ? `${"*".repeat(Math.min(text.length - 4, 32))}${text.slice(-4)}` : "****";
+      // By code points, so the four kept are never half an emoji.
+      const points = Array.from(String(value));
+      return points.length > 4 ? `${"*".repeat(Math.min(points.length - 4, 32))}${points.slice(-4).join("")}` : "****";
     }
     return "[REDACTED:field]";
   }

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { canonicalJson, sha256Hex } from "../../src/audit/chain.ts";
 import { toAuditJson } from "../../src/audit/entry.ts";
-import { bounded, CallAudit, MAX_AUDIT_NAME_CHARS, MAX_AUDIT_RESULT_CHARS, MAX_AUDIT_SESSION_ID_CHARS } from "../../src/mcp/call-audit.ts";
+import { bounded, CallAudit, MAX_AUDIT_NAME_CHARS, MAX_AUDIT_PAYLOAD_CHARS, MAX_AUDIT_SESSION_ID_CHARS } from "../../src/mcp/call-audit.ts";
 import { compileRedaction, redactJson } from "../../src/redact/engine.ts";
 import { clip, prefix } from "../../src/text.ts";
 
@@ -30,6 +30,21 @@ describe("CallAudit", () => {
     audit.tool = "get_customer";
     const fields = audit.fields({ ok: true, result: { content: [] } }, compileRedaction(undefined), () => undefined, 1_001);
     expect(fields.tool).toBe("get_customer");
+  });
+});
+
+describe("CallAudit never fails to make an entry", () => {
+  it("a lone surrogate in the payloads (an upstream's, or a cut a rule made) is stored replaced, not thrown", () => {
+    const audit = new CallAudit("tools/call", ORIGIN, 1_000);
+    audit.server = "crm";
+    audit.tool = "echo";
+    audit.arguments = { text: "half \ud83d" };
+    const fields = audit.fields({ ok: true, result: { content: [{ type: "text", text: "\ude00 back" }] } }, compileRedaction(undefined), () => undefined, 1_001);
+    expect(fields.arguments).toEqual({ text: "half \ufffd" });
+    expect(JSON.stringify(fields.result)).toContain("\ufffd back");
+    expect(fields.resultDigest).toMatch(/^[0-9a-f]{64}$/);
+    // What a redaction hands on is normalised again before it is hashed (canonical JSON refuses lone surrogates).
+    expect(bounded({ t: "\ud83d" })).toEqual({ stored: { t: "\ufffd" }, digest: sha256Hex(canonicalJson({ t: "\ufffd" })) });
   });
 });
 
@@ -65,7 +80,7 @@ describe("CallAudit bounds: whatever the agent sends, an entry stays small", () 
     const marker = fields.arguments as Record<string, unknown>;
     expect(Object.keys(marker).sort()).toEqual(["chars", "preview", "sha256", "truncated"]);
     expect(marker.truncated).toBe(true);
-    expect(marker.preview).toHaveLength(MAX_AUDIT_RESULT_CHARS);
+    expect(marker.preview).toHaveLength(MAX_AUDIT_PAYLOAD_CHARS);
     expect(String(marker.preview).startsWith('{"key":')).toBe(true);
     expect(JSON.stringify(marker)).not.toContain(AWS_KEY);
     // The digest and length are of the redacted whole's canonical JSON.
@@ -79,25 +94,25 @@ describe("CallAudit bounds: whatever the agent sends, an entry stays small", () 
   it("keeps arguments up to the bound whole, and a result past it as the same marker next to its digest", () => {
     const audit = new CallAudit("tools/call", ORIGIN, 1_000);
     audit.tool = "crm__echo";
-    const fits = { t: "a".repeat(MAX_AUDIT_RESULT_CHARS - '{"t":""}'.length) };
-    expect(canonicalJson(fits)).toHaveLength(MAX_AUDIT_RESULT_CHARS);
+    const fits = { t: "a".repeat(MAX_AUDIT_PAYLOAD_CHARS - '{"t":""}'.length) };
+    expect(canonicalJson(fits)).toHaveLength(MAX_AUDIT_PAYLOAD_CHARS);
     audit.arguments = fits;
-    const result = { content: [{ type: "text", text: "r".repeat(MAX_AUDIT_RESULT_CHARS) }] };
+    const result = { content: [{ type: "text", text: "r".repeat(MAX_AUDIT_PAYLOAD_CHARS) }] };
     const fields = audit.fields({ ok: true, result }, redaction, noHash, 1_001);
     expect(fields.arguments).toEqual(fits);
     expect(fields.resultDigest).toBe(sha256Hex(canonicalJson(result)));
-    expect(fields.result).toEqual({ truncated: true, chars: canonicalJson(result).length, sha256: fields.resultDigest, preview: canonicalJson(result).slice(0, MAX_AUDIT_RESULT_CHARS) });
+    expect(fields.result).toEqual({ truncated: true, chars: canonicalJson(result).length, sha256: fields.resultDigest, preview: canonicalJson(result).slice(0, MAX_AUDIT_PAYLOAD_CHARS) });
   });
 
   it("never cuts a preview or a name between the halves of a surrogate pair", () => {
     const audit = new CallAudit("tools/call", ORIGIN, 1_000);
     // '{"tt":"' is 7 units and 😀 is 2, so the cut at 16,384 units falls just after a high surrogate; likewise the
     // name's at 1,023 (then the ellipsis).
-    audit.arguments = { tt: "😀".repeat(MAX_AUDIT_RESULT_CHARS) };
+    audit.arguments = { tt: "😀".repeat(MAX_AUDIT_PAYLOAD_CHARS) };
     audit.tool = `xy${"😀".repeat(MAX_AUDIT_NAME_CHARS)}`;
     const fields = audit.fields({ ok: true, result: {} }, redaction, noHash, 1_001);
     const preview = (fields.arguments as { preview: string }).preview;
-    expect(preview).toHaveLength(MAX_AUDIT_RESULT_CHARS - 1);
+    expect(preview).toHaveLength(MAX_AUDIT_PAYLOAD_CHARS - 1);
     expect(wellFormed(preview)).toBe(true);
     expect(wellFormed(fields.tool ?? "")).toBe(true);
     expect(fields.tool).toHaveLength(MAX_AUDIT_NAME_CHARS - 1);
@@ -105,8 +120,8 @@ describe("CallAudit bounds: whatever the agent sends, an entry stays small", () 
 
   it("bounded: the value itself when short, the marker when long; the digest of the whole either way", () => {
     expect(bounded({ a: 1 })).toEqual({ stored: { a: 1 }, digest: sha256Hex('{"a":1}') });
-    const long = "z".repeat(MAX_AUDIT_RESULT_CHARS);
-    expect(bounded(long)).toEqual({ stored: { truncated: true, chars: long.length + 2, sha256: sha256Hex(`"${long}"`), preview: `"${long}`.slice(0, MAX_AUDIT_RESULT_CHARS) }, digest: sha256Hex(`"${long}"`) });
+    const long = "z".repeat(MAX_AUDIT_PAYLOAD_CHARS);
+    expect(bounded(long)).toEqual({ stored: { truncated: true, chars: long.length + 2, sha256: sha256Hex(`"${long}"`), preview: `"${long}`.slice(0, MAX_AUDIT_PAYLOAD_CHARS) }, digest: sha256Hex(`"${long}"`) });
   });
 });
 

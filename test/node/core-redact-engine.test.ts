@@ -117,6 +117,11 @@ describe("actions", () => {
     expect(out.redactions).toBe(5);
     expect(args.user.password).toBe("hunter2"); // the input is never mutated
   });
+
+  it("partial keeps the last four code points, never half an emoji", () => {
+    const out = redactArguments(plan([{ fields: [{ path: "card", action: "partial" }] }]), { card: "x😀abc" }, hasher);
+    expect(out.value).toEqual({ card: "*😀abc" });
+  });
 });
 
 describe("MCP result shapes", () => {
