@@ -85,7 +85,8 @@ export async function syncConnectorServers(
     // A server that is not up reports an empty catalog when its connector has just started (nothing initialised
     // yet): it keeps the catalog it last served, so its names stay claimed and a call to them is "not available
     // right now" (-32091), not "unknown tool" (-32602), while the connector restarts.
-    const keepCatalog = row !== undefined && report.health !== "healthy" && isEmptyCatalog(report.catalog);
+    // Only a server on its way up or in trouble: a stopped one (disabled in the connector's file) lets its names go.
+    const keepCatalog = row !== undefined && (report.health === "starting" || report.health === "unhealthy") && isEmptyCatalog(report.catalog);
     const values = {
       name: report.name,
       prefix: report.prefix ?? null,

@@ -235,6 +235,16 @@ describe("failure", () => {
     restarted.socket.close();
   });
 
+  it("an empty catalog reported healthy, or by a stopped (disabled) server, replaces the stored one: its names go", async () => {
+    const empty = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
+    for (const health of ["healthy", "stopped"] as const) {
+      const { apiKey, connector } = await connected();
+      connector.send({ type: "status", server: { ...echoServer("crm", { health }), catalog: empty } });
+      await expect.poll(async () => (await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey)))[0]?.error.code, { message: health }).toBe(-32602);
+      connector.socket.close();
+    }
+  });
+
   it("sends calls to a replica that has the server healthy", async () => {
     const { apiKey, connector, connectorToken } = await connected([echoServer("crm", { health: "unhealthy", detail: "crash loop" })]);
     const healthy = await FakeConnector.connect(connectorToken);
