@@ -5,7 +5,7 @@
  *
  * The other sections (auth, policies, audit, …) are the edge's business: the connector neither validates nor loads
  * their schemas, whose libraries (policy globs, CIDR parsing, IBAN checks, the OAuth and JWT schemas) would cost
- * the connector about a quarter of its memory for nothing. A top-level key that no section of the whole schema
+ * the connector about a tenth of its memory for nothing. A top-level key that no section of the whole schema
  * has is still an error, so a misspelt `servers:` cannot silently leave the connector with nothing to run.
  */
 import { readFileSync } from "node:fs";

@@ -156,7 +156,7 @@ export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false; ki
 
 export interface ParseOptions {
   /**
-   * `host` (default): the whole file, as the connector and the CLI read it; every server needs its `command`.
+   * `host` (default): the whole file, as the CLI and `npm start` read it; every server needs its `command`.
    * `edge`: what the admin API receives, which by design lacks what stays on the host (commands, args, env, cwd).
    */
   for?: "host" | "edge";
