@@ -77,39 +77,71 @@ afterAll(async () => {
 
 /**
  * One tools/call as a raw JSON-RPC POST with a unique id and a unique tag in its arguments, bounded by HANG_MS.
- * Outcomes: ok (a result), error (a JSON-RPC error), refused (no connection: the Worker is down), cut (the
- * connection dropped before an answer: the Worker went down during the call), hung (no answer within HANG_MS).
+ * Outcomes: ok (a result), error (a JSON-RPC error, or an answer that is not one: e.g. an HTML 5xx, which fails
+ * `expectClearFailures`), refused (no connection: the Worker is down), cut (the connection dropped before an
+ * answer: the Worker went down during the call), hung (no answer within HANG_MS).
+ * With `onProgress`, the call carries a progress token and `onProgress` runs at each progress notification for it
+ * (read from the SSE stream as it arrives, before the answer).
  */
-async function call(tool: string, args: (tag: string) => Record<string, unknown>, tagged = true): Promise<Call> {
+async function call(tool: string, args: (tag: string) => Record<string, unknown>, tagged = true, onProgress?: () => void): Promise<Call> {
   const id = ++nextId;
   const tag = `${run}#${id}`;
+  const progressToken = `progress-${tag}`;
   const startedAt = Date.now();
   const record = (fields: Omit<Call, "tag" | "tagged" | "tool" | "startedAt" | "settledAt">): Call => {
     const entry = { tag, tagged, tool, startedAt, settledAt: Date.now(), ...fields };
     ledger.push(entry);
     return entry;
   };
+  let response: Response;
+  let text = "";
   try {
-    const response = await fetch(stack.mcpUrl, {
+    const params = { name: tool, arguments: args(tag), ...(onProgress ? { _meta: { progressToken } } : {}) };
+    response = await fetch(stack.mcpUrl, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${stack.apiKey}` },
-      body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name: tool, arguments: args(tag) } }),
+      body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params }),
       signal: AbortSignal.timeout(HANG_MS),
     });
-    const text = await response.text();
-    const messages = (response.headers.get("content-type") ?? "").includes("event-stream")
-      ? text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)))
-      : [JSON.parse(text)];
-    const answer = messages.find((m) => m.id === id);
-    if (answer?.result) return record({ outcome: "ok", status: response.status, text: answer.result.content?.[0]?.text });
-    if (answer?.error) return record({ outcome: "error", status: response.status, code: answer.error.code, message: answer.error.message });
-    return record({ outcome: "error", status: response.status, message: `no answer to id ${id}: ${text.slice(0, 300)}` });
+    // Read the body as it arrives (progress notifications come before the answer); a dropped connection throws here.
+    const decoder = new TextDecoder();
+    let seen = 0;
+    for await (const chunk of response.body ?? []) {
+      text += decoder.decode(chunk as Uint8Array, { stream: true });
+      if (!onProgress) continue;
+      const complete = text.lastIndexOf("\n") + 1;
+      for (const line of text.slice(seen, complete).split("\n")) {
+        if (!line.startsWith("data: ") || !line.includes(progressToken)) continue;
+        try {
+          const message = JSON.parse(line.slice(6));
+          if (message.method === "notifications/progress" && message.params?.progressToken === progressToken) onProgress();
+        } catch {
+          // not JSON: judged with the whole body below
+        }
+      }
+      seen = complete;
+    }
+    text += decoder.decode();
   } catch (error) {
     const e = error as Error & { cause?: { code?: string } };
     if (e.name === "TimeoutError") return record({ outcome: "hung", message: e.message });
     if (e.cause?.code === "ECONNREFUSED") return record({ outcome: "refused", message: String(e.cause.code) });
     return record({ outcome: "cut", message: `${e.message}: ${String(e.cause ?? "")}` });
   }
+  // The whole body arrived: anything but a JSON-RPC answer to this call (an HTML 5xx while workerd restarts, a
+  // truncated body) is an error with its status, never a "cut".
+  let messages: any[];
+  try {
+    messages = (response.headers.get("content-type") ?? "").includes("event-stream")
+      ? text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)))
+      : [JSON.parse(text)];
+  } catch (error) {
+    return record({ outcome: "error", status: response.status, message: `unparsable answer (${(error as Error).message}): ${text.slice(0, 300)}` });
+  }
+  const answer = messages.find((m) => m?.id === id);
+  if (answer?.result) return record({ outcome: "ok", status: response.status, text: answer.result.content?.[0]?.text });
+  if (answer?.error) return record({ outcome: "error", status: response.status, code: answer.error.code, message: answer.error.message });
+  return record({ outcome: "error", status: response.status, message: `no answer to id ${id}: ${text.slice(0, 300)}` });
 }
 
 const echo = () => call("everything__echo", (tag) => ({ message: tag }));
@@ -244,7 +276,12 @@ async function underLoad(fault: () => Promise<void>): Promise<Call[]> {
 function connectorEvent(event: string, since: number, match = ""): { at: number; line: Record<string, unknown> } | undefined {
   for (const text of stack.connector.output.split("\n")) {
     if (!text.includes(`"event":"${event}"`) || !text.includes(match)) continue;
-    const line = JSON.parse(text) as Record<string, unknown>;
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      continue; // the last line, still being written
+    }
     const at = Date.parse(String(line.time));
     if (at >= since) return { at, line };
   }
@@ -256,10 +293,14 @@ describe("faults under load", () => {
     let killedAt = 0;
     let recoveredAt = 0;
     const calls = await underLoad(async () => {
-      // A long call in flight when the child dies (untagged: server-everything's schema has no room for a tag).
-      const long = call("everything__trigger-long-running-operation", () => ({ duration: 20, steps: 20 }), false);
+      // A long call in flight when the child dies (untagged: server-everything's schema has no room for a tag). It
+      // reports progress every second; the first progress notification proves the child is running it.
+      let inFlight!: () => void;
+      const running = new Promise<void>((resolve) => (inFlight = resolve));
+      const long = call("everything__trigger-long-running-operation", () => ({ duration: 20, steps: 20 }), false, () => inFlight());
       untaggedCalls.push({ tool: "trigger-long-running-operation", count: 1 });
-      await sleep(500);
+      const first = await Promise.race([running.then(() => "progress" as const), long]);
+      expect(first, "the long call settled before any progress: it never ran in the child").toBe("progress");
       const [pid] = stack.connector.childPids("server-everything");
       expect(pid).toBeGreaterThan(0);
       process.kill(pid as number, "SIGKILL");
@@ -356,6 +397,7 @@ describe("faults under load", () => {
 
   it("(d) the Worker restarted under load (every Durable Object evicted): no call hangs, back within 5 s, the chain goes on", async () => {
     let headBefore = 0;
+    let workerUpAt = 0;
     let upAt = 0;
     let recoveredAt = 0;
     const calls = await underLoad(async () => {
@@ -363,10 +405,14 @@ describe("faults under load", () => {
       await stack.stopWorker();
       await sleep(300);
       await stack.startWorker();
-      upAt = Date.now();
+      workerUpAt = Date.now();
       recoveredAt = await firstSuccess(echo);
+      // The connector cannot know the Worker is back before it dials: its redial backoff (not reset while the Worker
+      // was down) may put its next dial seconds after the Worker's start. The fault ends at its first dial from then
+      // on; if none came after it, the dial that reconnected it was already under way when the Worker came up.
+      upAt = connectorEvent("link_connecting", workerUpAt)?.at ?? workerUpAt;
     });
-    console.log("(d)", summary(calls), `recovered ${recoveredAt - upAt} ms after the Worker was back`);
+    console.log("(d)", summary(calls), `recovered ${recoveredAt - upAt} ms after the connector's first dial to the Worker back (${upAt - workerUpAt} ms after it was back)`);
     expect(recoveredAt - upAt).toBeLessThan(RECOVERY_MS);
     // Calls sent while it was down are refused by the OS; those in flight when it went down are cut; no other failure.
     expectClearFailures(calls, true);
