@@ -45,11 +45,25 @@ export default defineConfig(async () => {
           test: {
             name: "node",
             environment: "node",
-            include: ["test/node/**/*.test.ts", "test/e2e/**/*.test.ts"],
+            include: ["test/node/**/*.test.ts"],
             testTimeout: 60_000,
             hookTimeout: 120_000,
-            // End-to-end suites start wrangler and child processes: keep them off each other's toes on 2 cores.
+            // Some suites spawn the connector, the CLI and wrangler: one file at a time, as before the e2e split.
             fileParallelism: false,
+          },
+        },
+        {
+          test: {
+            name: "e2e",
+            environment: "node",
+            include: ["test/e2e/**/*.test.ts"],
+            testTimeout: 60_000,
+            hookTimeout: 120_000,
+            // End-to-end suites start wrangler and child processes: keep them off each other's toes on 2 cores,
+            // and run them after the other projects, so the fault suites' recovery bounds never share the CPU with
+            // the worker project's corpora.
+            fileParallelism: false,
+            sequence: { groupOrder: 1 },
           },
         },
       ],
