@@ -238,9 +238,13 @@ describe("failure", () => {
   it("an empty catalog reported healthy, or by a stopped (disabled) server, replaces the stored one: its names go", async () => {
     const empty = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
     for (const health of ["healthy", "stopped"] as const) {
-      const { apiKey, connector } = await connected();
+      const { apiKey, connector, tenant } = await connected();
       connector.send({ type: "status", server: { ...echoServer("crm", { health }), catalog: empty } });
-      await expect.poll(async () => (await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey)))[0]?.error.code, { message: health }).toBe(-32602);
+      // Polled on the table, not by calling: a call made before the status lands would be relayed and never answered.
+      const stored = async () => env.DB.prepare("SELECT status, catalog FROM servers WHERE tenant_id = ?").bind(tenant).first<{ status: string; catalog: string }>();
+      await expect.poll(async () => { const row = await stored(); return [row?.status, JSON.parse(row?.catalog ?? "{}").tools]; }, { message: health }).toEqual([health, []]);
+      const [call] = await rpcMessages(await mcpPost(callTool("crm__echo"), apiKey));
+      expect(call?.error.code, health).toBe(-32602);
       connector.socket.close();
     }
   });
