@@ -18,6 +18,7 @@ import {
   PLATFORM_TOKEN,
   rpcRequest,
   seedTenant,
+  seedTenantWithAdmin,
   socketClosed,
   type AdminAnswer,
 } from "./fixtures.ts";
@@ -35,17 +36,9 @@ const secret = () => {
 
 /** A tenant with a consumer key (role reader) and an admin key. */
 async function tenant(options: { servers?: unknown[] } = {}) {
-  const consumerKey = secret();
-  const adminKey = secret();
-  const seeded = await seedTenant({
-    keys: [
-      { id: "consumer", key: consumerKey },
-      { id: "admin", key: adminKey, roles: ["admin"] },
-    ],
-    ...options,
-  });
-  issued.push(seeded.connectorToken);
-  return { ...seeded, consumerKey, adminKey };
+  const seeded = await seedTenantWithAdmin(options);
+  issued.push(seeded.consumerKey, seeded.adminKey, seeded.connectorToken);
+  return seeded;
 }
 
 /** The status /mcp answers a tools/list with this key: 200 when it authenticates, 401 when not. */

@@ -21,14 +21,15 @@ import { database } from "../../src/db/client.ts";
 import {
   adminCall,
   ALLOW_ALL,
-  BASE,
   answerEveryRpc,
+  BASE,
   echoServer,
   FakeConnector,
   mcpAnswer,
   PLATFORM_TOKEN,
   rpcRequest,
   seedTenant,
+  seedTenantWithAdmin,
   type AdminAnswer,
 } from "./fixtures.ts";
 
@@ -118,14 +119,7 @@ interface Built {
 
 /** A fresh tenant (admin and consumer keys) whose chain holds `count` entries, flushed to D1. */
 async function build(count: number, make: Make = varied): Promise<Built> {
-  const adminKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
-  const consumerKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
-  const { tenant } = await seedTenant({
-    keys: [
-      { id: "consumer", key: consumerKey },
-      { id: "admin", key: adminKey, roles: ["admin"] },
-    ],
-  });
+  const { tenant, adminKey, consumerKey } = await seedTenantWithAdmin();
   const entries = await append(tenant, count, make);
   return { tenant, adminKey, consumerKey, entries };
 }

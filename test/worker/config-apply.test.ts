@@ -13,11 +13,13 @@ import {
   answerEveryRpc,
   echoServer,
   FakeConnector,
+  keyEntry,
   mcpAnswer,
   mcpPost,
   PLATFORM_TOKEN,
   rpcRequest,
   seedTenant,
+  seedTenantWithAdmin,
 } from "./fixtures.ts";
 
 const ADMIN = "/admin/v1";
@@ -28,23 +30,18 @@ const ALLOW_READERS = { id: "readers", roles: ["reader"], rules: [{ id: "readers
 
 /** A seeded tenant (version 1) with a consumer key, an admin key and a connector serving `servers`. */
 async function tenant(options: { servers?: unknown[]; policies?: unknown[]; connected?: ReturnType<typeof echoServer>[] } = {}) {
-  const consumerKey = secret();
-  const adminKey = secret();
-  const seeded = await seedTenant({
-    keys: [
-      { id: "consumer", key: consumerKey },
-      { id: "admin", key: adminKey, roles: ["admin"] },
-    ],
+  const seeded = await seedTenantWithAdmin({
     ...(options.servers ? { servers: options.servers } : {}),
     ...(options.policies ? { policies: options.policies } : {}),
   });
+  const { consumerKey, adminKey } = seeded;
   let connector: FakeConnector | undefined;
   if (options.connected) {
     connector = await FakeConnector.connect(seeded.connectorToken);
     await connector.hello(options.connected);
   }
-  const adminEntry = { id: "admin", keyHash: await sha256Hex(adminKey), name: "admin", consumerId: "agent-1", roles: ["admin"] };
-  const consumerEntry = { id: "consumer", keyHash: await sha256Hex(consumerKey), name: "consumer", consumerId: "agent-1", roles: ["reader"] };
+  const adminEntry = await keyEntry("admin", adminKey, ["admin"]);
+  const consumerEntry = await keyEntry("consumer", consumerKey, ["reader"]);
   /** This tenant's gateway.yaml: the two seeded keys (so the admin keeps access) unless `keys` replaces the consumer's. */
   const file = (parts: { keys?: unknown[]; policies?: unknown[]; servers?: unknown[] } = {}) =>
     stringify({

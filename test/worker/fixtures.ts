@@ -57,6 +57,31 @@ export async function seedTenant(
   return { tenant, apiKey, connectorToken };
 }
 
+/** A fresh API key in the gateway's shape. */
+export const newApiKey = () => `gw_${crypto.randomUUID().replace(/-/g, "")}`;
+
+/**
+ * A tenant with a consumer key (id `consumer`, role reader) and an admin key (id `admin`), both consumer agent-1,
+ * plus whatever else `options` seeds.
+ */
+export async function seedTenantWithAdmin(options: Omit<Parameters<typeof seedTenant>[0], "keys"> = {}) {
+  const consumerKey = newApiKey();
+  const adminKey = newApiKey();
+  const seeded = await seedTenant({
+    ...options,
+    keys: [
+      { id: "consumer", key: consumerKey },
+      { id: "admin", key: adminKey, roles: ["admin"] },
+    ],
+  });
+  return { ...seeded, consumerKey, adminKey };
+}
+
+/** A gateway.yaml key entry holding only the key's digest, as an applied file has it (consumer agent-1). */
+export async function keyEntry(id: string, key: string, roles: string[], extra: Record<string, unknown> = {}) {
+  return { id, keyHash: await sha256Hex(key), name: id, consumerId: "agent-1", roles, ...extra };
+}
+
 export function mcpPost(
   body: unknown,
   apiKey: string | undefined,

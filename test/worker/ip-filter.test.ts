@@ -8,8 +8,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { sha256Hex } from "../../src/auth/secrets.ts";
-import { adminCall, mcpPost, rpcRequest, seedTenant } from "./fixtures.ts";
+import { adminCall, keyEntry, mcpPost, rpcRequest, seedTenant, seedTenantWithAdmin } from "./fixtures.ts";
 
 const secret = () => `gw_${crypto.randomUUID().replace(/-/g, "")}`;
 const ALLOW_READERS = [{ id: "readers", roles: ["reader"], rules: [{ id: "readers-all", action: "allow" }] }];
@@ -169,22 +168,15 @@ describe("refusals in the tenant's audit chain", () => {
 
 describe("gateway.yaml through the admin API", () => {
   async function tenantWithAdmin() {
-    const consumerKey = secret();
-    const adminKey = secret();
-    const seeded = await seedTenant({
-      keys: [
-        { id: "consumer", key: consumerKey },
-        { id: "admin", key: adminKey, roles: ["admin"] },
-      ],
-      policies: ALLOW_READERS,
-    });
+    const seeded = await seedTenantWithAdmin({ policies: ALLOW_READERS });
+    const { consumerKey, adminKey } = seeded;
     const keys = async (consumerFilter?: unknown) => [
-      { id: "admin", keyHash: await sha256Hex(adminKey), name: "admin", consumerId: "agent-1", roles: ["admin"] },
-      { id: "consumer", keyHash: await sha256Hex(consumerKey), name: "consumer", consumerId: "agent-1", roles: ["reader"], ...(consumerFilter ? { ipFilter: consumerFilter } : {}) },
+      await keyEntry("admin", adminKey, ["admin"]),
+      await keyEntry("consumer", consumerKey, ["reader"], consumerFilter ? { ipFilter: consumerFilter } : {}),
     ];
     const file = async (parts: { ipFilter?: unknown; consumerFilter?: unknown } = {}) =>
       stringify({ tenant: seeded.tenant, auth: { keys: await keys(parts.consumerFilter) }, policies: ALLOW_READERS, ...(parts.ipFilter ? { ipFilter: parts.ipFilter } : {}) });
-    return { ...seeded, consumerKey, adminKey, file };
+    return { ...seeded, file };
   }
 
   it("a malformed CIDR is refused with 422 naming its path, and nothing changes", async () => {

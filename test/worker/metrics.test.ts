@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LATENCY_BUCKET_COUNT, LATENCY_BUCKETS_MS } from "../../src/metering/histogram.ts";
 import { counterValues, families, histograms, samples } from "../metrics-parse.ts";
-import { adminCall, PLATFORM_TOKEN, seedTenant } from "./fixtures.ts";
+import { adminCall, PLATFORM_TOKEN, seedTenantWithAdmin } from "./fixtures.ts";
 
 const CALLS = "mcp_gateway_calls_total";
 const DURATION = "mcp_gateway_call_duration_milliseconds";
@@ -58,12 +58,7 @@ async function insertUsage(row: UsageRow): Promise<void> {
 }
 
 /** A tenant with a consumer key (role reader) and an admin key. */
-async function tenant() {
-  const consumerKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
-  const adminKey = `gw_${crypto.randomUUID().replace(/-/g, "")}`;
-  const seeded = await seedTenant({ keys: [{ id: "consumer", key: consumerKey }, { id: "admin", key: adminKey, roles: ["admin"] }] });
-  return { ...seeded, consumerKey, adminKey };
-}
+const tenant = () => seedTenantWithAdmin();
 
 const scrape = (credential: string | undefined, query = "") => adminCall("GET", `/metrics${query}`, credential);
 const tenantsIn = (text: string) => new Set(samples(text).map((s) => s.labels.tenant));
