@@ -7,6 +7,7 @@ import type { AuditFields } from "../../src/audit/entry.ts";
 import { sha256Hex } from "../../src/auth/secrets.ts";
 import { seedStatements } from "../../src/config/seed.ts";
 import { gatewayConfigSchema } from "../../src/config/schema.ts";
+import { LATENCY_BUCKET_COUNT } from "../../src/metering/histogram.ts";
 import {
   edgeFrameSchema,
   LINK_PROTOCOL_VERSION,
@@ -304,4 +305,50 @@ export function auditFields(tenant: string, i: number): AuditFields {
     requestBytes: 40 + i,
     responseBytes: 50,
   };
+}
+
+/** One usage_hourly row as the metering fold would have left it; absent counters are 0, `calls` is their sum. */
+export interface UsageSeedRow {
+  tenant: string;
+  /** Epoch milliseconds of the hour. */
+  hour: number;
+  consumer?: string;
+  server?: string;
+  tool?: string;
+  ok?: number;
+  errors?: number;
+  denied?: number;
+  limited?: number;
+  unknown?: number;
+  unauthenticated?: number;
+  latencySumMs?: number;
+  requestBytes?: number;
+  responseBytes?: number;
+  /** Latency bucket index → count (an array works too). */
+  buckets?: Readonly<Record<number, number>>;
+}
+
+/** Writes usage_hourly rows by SQL, for the reports' tests (metering's own tests go through the fold). */
+export async function seedUsageRows(rows: readonly UsageSeedRow[]): Promise<void> {
+  const buckets = Array.from({ length: LATENCY_BUCKET_COUNT }, (_, i) => `latency_bucket_${i}`);
+  const columns = ["tenant_id", "hour", "consumer", "server", "tool", "calls", "ok", "errors", "denied", "limited", "unknown", "unauthenticated", "latency_sum_ms", "request_bytes", "response_bytes", ...buckets];
+  const sql = `INSERT INTO usage_hourly (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`;
+  await env.DB.batch(
+    rows.map((r) => {
+      const statuses = [r.ok ?? 0, r.errors ?? 0, r.denied ?? 0, r.limited ?? 0, r.unknown ?? 0, r.unauthenticated ?? 0];
+      return env.DB.prepare(sql).bind(
+        r.tenant,
+        r.hour,
+        r.consumer ?? "",
+        r.server ?? "",
+        r.tool ?? "",
+        statuses.reduce((a, b) => a + b, 0),
+        ...statuses,
+        r.latencySumMs ?? 0,
+        r.requestBytes ?? 0,
+        r.responseBytes ?? 0,
+        ...Array.from({ length: LATENCY_BUCKET_COUNT }, (_, i) => r.buckets?.[i] ?? 0),
+      );
+    }),
+  );
 }

@@ -7,55 +7,17 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LATENCY_BUCKET_COUNT, LATENCY_BUCKETS_MS } from "../../src/metering/histogram.ts";
 import { counterValues, families, histograms, samples } from "../metrics-parse.ts";
-import { adminCall, PLATFORM_TOKEN, seedTenantWithAdmin } from "./fixtures.ts";
+import { adminCall, PLATFORM_TOKEN, seedTenantWithAdmin, seedUsageRows, type UsageSeedRow } from "./fixtures.ts";
 
 const CALLS = "mcp_gateway_calls_total";
 const DURATION = "mcp_gateway_call_duration_milliseconds";
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
 
-interface UsageRow {
-  tenant: string;
-  hour: number;
-  consumer: string;
-  server: string;
-  tool: string;
-  ok?: number;
-  errors?: number;
-  denied?: number;
-  limited?: number;
-  unknown?: number;
-  unauthenticated?: number;
-  latencySumMs?: number;
-  requestBytes?: number;
-  responseBytes?: number;
-  buckets?: number[];
-}
+type UsageRow = UsageSeedRow & { consumer: string; server: string; tool: string };
 
 /** One usage_hourly row, written by SQL as the metering code would have left it. */
-async function insertUsage(row: UsageRow): Promise<void> {
-  const buckets = row.buckets ?? new Array<number>(LATENCY_BUCKET_COUNT).fill(0);
-  const counts = [row.ok ?? 0, row.errors ?? 0, row.denied ?? 0, row.limited ?? 0, row.unknown ?? 0, row.unauthenticated ?? 0];
-  const bucketColumns = buckets.map((_, i) => `latency_bucket_${i}`).join(", ");
-  await env.DB.prepare(
-    `INSERT INTO usage_hourly (tenant_id, hour, consumer, server, tool, calls, ok, errors, denied, limited, unknown, unauthenticated,
-       latency_sum_ms, request_bytes, response_bytes, ${bucketColumns}) VALUES (${new Array(15 + buckets.length).fill("?").join(", ")})`,
-  )
-    .bind(
-      row.tenant,
-      row.hour,
-      row.consumer,
-      row.server,
-      row.tool,
-      counts.reduce((a, b) => a + b, 0),
-      ...counts,
-      row.latencySumMs ?? 0,
-      row.requestBytes ?? 0,
-      row.responseBytes ?? 0,
-      ...buckets,
-    )
-    .run();
-}
+const insertUsage = (row: UsageRow): Promise<void> => seedUsageRows([row]);
 
 /** A tenant with a consumer key (role reader) and an admin key. */
 const tenant = () => seedTenantWithAdmin();

@@ -11,9 +11,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, inject, it } from "vitest";
 import { sha256Hex } from "../../src/auth/secrets.ts";
 import worker from "../../src/index.ts";
-import { LATENCY_BUCKET_COUNT } from "../../src/metering/histogram.ts";
 import { meterEventIdentifier } from "../../src/metering/stripe.ts";
-import { adminCall, BASE, PLATFORM_TOKEN, type AdminAnswer } from "./fixtures.ts";
+import { adminCall, BASE, PLATFORM_TOKEN, seedUsageRows, type AdminAnswer, type UsageSeedRow } from "./fixtures.ts";
 import { STRIPE_TEST_KEY, type AcceptedMeterEvent, type ReceivedStripeRequest } from "./webhook-receiver.ts";
 
 const ADMIN = "/admin/v1";
@@ -48,48 +47,10 @@ async function tenantWith(metering?: unknown): Promise<{ tenant: string; adminKe
   return { tenant, adminKey };
 }
 
-interface SeedRow {
-  hour: string;
-  consumer?: string;
-  server?: string;
-  tool?: string;
-  ok?: number;
-  errors?: number;
-  denied?: number;
-  limited?: number;
-  unknown?: number;
-  unauthenticated?: number;
-  latencySum?: number;
-  requestBytes?: number;
-  responseBytes?: number;
-  /** Bucket index → count. */
-  buckets?: Record<number, number>;
-}
+/** A usage row of the tenant under test, its hour as an ISO time. */
+type SeedRow = Omit<UsageSeedRow, "tenant" | "hour"> & { hour: string };
 
-async function seedUsage(tenant: string, rows: SeedRow[]): Promise<void> {
-  const buckets = Array.from({ length: LATENCY_BUCKET_COUNT }, (_, i) => `latency_bucket_${i}`);
-  const columns = ["tenant_id", "hour", "consumer", "server", "tool", "calls", "ok", "errors", "denied", "limited", "unknown", "unauthenticated", "latency_sum_ms", "request_bytes", "response_bytes", ...buckets];
-  const sql = `INSERT INTO usage_hourly (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`;
-  await env.DB.batch(
-    rows.map((r) => {
-      const statuses = [r.ok ?? 0, r.errors ?? 0, r.denied ?? 0, r.limited ?? 0, r.unknown ?? 0, r.unauthenticated ?? 0];
-      const calls = statuses.reduce((a, b) => a + b, 0);
-      return env.DB.prepare(sql).bind(
-        tenant,
-        Date.parse(r.hour),
-        r.consumer ?? "",
-        r.server ?? "",
-        r.tool ?? "",
-        calls,
-        ...statuses,
-        r.latencySum ?? 0,
-        r.requestBytes ?? 0,
-        r.responseBytes ?? 0,
-        ...Array.from({ length: LATENCY_BUCKET_COUNT }, (_, i) => r.buckets?.[i] ?? 0),
-      );
-    }),
-  );
-}
+const seedUsage = (tenant: string, rows: SeedRow[]): Promise<void> => seedUsageRows(rows.map((r) => ({ ...r, tenant, hour: Date.parse(r.hour) })));
 
 /**
  * The standard month: agent-1 calls crm get_customer (8 ok, 1 error, 1 denied) and delete_customer (3 ok, 1
@@ -100,10 +61,10 @@ async function seedUsage(tenant: string, rows: SeedRow[]): Promise<void> {
  * 0.004; total 0.058.
  */
 const MONTH: SeedRow[] = [
-  { hour: H0, consumer: "agent-1", server: "crm", tool: "get_customer", ok: 8, errors: 1, denied: 1, latencySum: 700, requestBytes: 1000, responseBytes: 3000, buckets: { 0: 5, 3: 4, 7: 1 } },
-  { hour: H1, consumer: "agent-1", server: "crm", tool: "delete_customer", ok: 3, limited: 1, latencySum: 800, requestBytes: 2000, buckets: { 5: 4 } },
-  { hour: H0, consumer: "agent-2", server: "billing", tool: "refund", ok: 5, latencySum: 200_000, requestBytes: 500, responseBytes: 500, buckets: { 12: 5 } },
-  { hour: H1, consumer: "agent-3", server: "crm", tool: "get_customer", ok: 1, errors: 1, latencySum: 14, buckets: { 1: 2 } },
+  { hour: H0, consumer: "agent-1", server: "crm", tool: "get_customer", ok: 8, errors: 1, denied: 1, latencySumMs: 700, requestBytes: 1000, responseBytes: 3000, buckets: { 0: 5, 3: 4, 7: 1 } },
+  { hour: H1, consumer: "agent-1", server: "crm", tool: "delete_customer", ok: 3, limited: 1, latencySumMs: 800, requestBytes: 2000, buckets: { 5: 4 } },
+  { hour: H0, consumer: "agent-2", server: "billing", tool: "refund", ok: 5, latencySumMs: 200_000, requestBytes: 500, responseBytes: 500, buckets: { 12: 5 } },
+  { hour: H1, consumer: "agent-3", server: "crm", tool: "get_customer", ok: 1, errors: 1, latencySumMs: 14, buckets: { 1: 2 } },
   { hour: H0, unauthenticated: 3, buckets: { 0: 3 } },
   { hour: BEFORE, consumer: "agent-1", server: "crm", tool: "get_customer", ok: 100, buckets: { 0: 100 } },
   { hour: AFTER, consumer: "agent-1", server: "crm", tool: "get_customer", ok: 100, buckets: { 0: 100 } },
