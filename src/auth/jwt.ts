@@ -119,22 +119,17 @@ export async function authenticateJwt(db: Database, env: Env, token: string): Pr
   return verifyForIssuer(env, token, issuer, tenant);
 }
 
-/** Whether the token's unverified issuer is one of the resource's authorization servers (then it goes that way). */
-export function issuedByAuthorizationServer(token: string, oauth: OAuthConfig): boolean {
-  const unverified = unverifiedClaims(token);
-  return !("ok" in unverified) && oauth.authorizationServers.some((server) => server.issuer === unverified.iss);
-}
-
 /**
  * Authenticates an OAuth access token presented at a tenant's resource (`/t/<tenant>/mcp`): issued by one of the
  * tenant's authorization servers (its `iss` picks the entry) for exactly this resource (`aud`, RFC 8707). The
- * tenant comes from the URL, so `jwt_issuers` is not consulted.
+ * tenant comes from the URL, so `jwt_issuers` is not consulted. Undefined when the token is not an access token of
+ * these authorization servers (another issuer, or no JWT at all): the caller checks it another way.
  */
-export async function authenticateOAuthToken(env: Env, token: string, tenant: string, oauth: OAuthConfig, resource: string): Promise<JwtAuthentication> {
+export async function authenticateOAuthToken(env: Env, token: string, tenant: string, oauth: OAuthConfig, resource: string): Promise<JwtAuthentication | undefined> {
   const unverified = unverifiedClaims(token);
-  if ("ok" in unverified) return { ...unverified, tenant };
+  if ("ok" in unverified) return undefined;
   const server = oauth.authorizationServers.find((entry) => entry.issuer === unverified.iss);
-  if (!server) return refuse("unknown_issuer", "The token's issuer (iss) is not an authorization server of this resource", tenant);
+  if (!server) return undefined;
   const outcome = await verifyForIssuer(env, token, { ...server, audience: resource }, tenant);
   // Said for this resource: the token was minted for another one (RFC 8707 audience binding).
   if (!outcome.ok && outcome.refusal === "wrong_audience") return refuse("wrong_audience", "The token was not issued for this resource (aud)", tenant);

@@ -8,7 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { auditRefusal } from "../audit/append.ts";
 import { ipFilterFor, type CompiledIpFilter, type IpFilterLists } from "../auth/ip-filter.ts";
 import { authenticateApiKey, recordKeyUse } from "../auth/authenticate.ts";
-import { authenticateJwt, authenticateOAuthToken, issuedByAuthorizationServer, looksLikeJwt, type JwtAuthentication } from "../auth/jwt.ts";
+import { authenticateJwt, authenticateOAuthToken, looksLikeJwt, type JwtAuthentication } from "../auth/jwt.ts";
 import { bearerChallenge, challengeScope, missingScopes, tenantOfResourcePath, tokenScopes, type BearerChallenge } from "../auth/oauth.ts";
 import { lastUseIsStale, type Principal } from "../auth/principal.ts";
 import { tenantConfig } from "../config/tenant-config.ts";
@@ -154,10 +154,12 @@ export const authenticateCaller = createMiddleware<GatewayContext>(async (c, nex
   if (jwt !== undefined) {
     // At an OAuth resource, a token of one of its authorization servers must have been minted for it (and carry the
     // required scopes); any other issuer is one of the tenant's plain JWT issuers (auth.jwt), or nobody's.
-    const viaOAuth = oauth !== undefined && issuedByAuthorizationServer(jwt, oauth.config);
+    let viaOAuth = false;
     let outcome: JwtAuthentication;
     try {
-      outcome = viaOAuth ? await authenticateOAuthToken(c.env, jwt, oauth.tenant, oauth.config, oauth.location.resource) : await authenticateJwt(db, c.env, jwt);
+      const asAccessToken = oauth ? await authenticateOAuthToken(c.env, jwt, oauth.tenant, oauth.config, oauth.location.resource) : undefined;
+      viaOAuth = asAccessToken !== undefined;
+      outcome = asAccessToken ?? (await authenticateJwt(db, c.env, jwt));
     } catch (error) {
       // Never a 500 for a token: whatever failed (D1, the config), the caller is told to retry.
       log({ event: "auth.jwt_failed", detail: error instanceof Error ? error.message : String(error), status: 503 }, "error");
@@ -171,7 +173,7 @@ export const authenticateCaller = createMiddleware<GatewayContext>(async (c, nex
       return unauthenticated(`jwt_${outcome.refusal}`, outcome.message, "invalid_token", outcome.tenant);
     }
     principal = outcome.principal;
-    const missing = viaOAuth ? missingScopes(oauth.config.requiredScopes, tokenScopes(principal.claims ?? {})) : [];
+    const missing = viaOAuth && oauth ? missingScopes(oauth.config.requiredScopes, tokenScopes(principal.claims ?? {})) : [];
     if (missing.length > 0) {
       const message = `The access token lacks the scope${missing.length > 1 ? "s" : ""} ${missing.join(" ")} this resource requires`;
       const who = { tenant: principal.tenant, consumer: principal.consumer, keyId: principal.keyId };
