@@ -99,7 +99,7 @@ export class CallAudit {
       // No digest column for the arguments: a truncated marker carries the digest of the whole.
       arguments: bounded(redact(sentArguments) as JsonValue).stored,
       result: result?.stored ?? null,
-      resultDigest: result?.digest ?? null,
+      resultDigest: result?.digest() ?? null,
       status: outcome.ok ? resultStatus(outcome.result) : this.errorStatus(error as { code: number | null }),
       errorCode: error?.code ?? null,
       errorMessage: error ? clip(!redaction ? WITHHELD : plan ? redactText(plan, error.message, hasher).value : error.message, MAX_AUDIT_ERROR_CHARS) : null,
@@ -187,15 +187,17 @@ export interface TruncatedJson {
 
 /**
  * The stored copy of a (redacted) payload: as it is when its canonical JSON is short enough, else a
- * {@link TruncatedJson} marker; `digest` is that of the whole, either way.
+ * {@link TruncatedJson} marker. `digest()` is that of the whole either way, computed only when asked for (a result's
+ * is stored; arguments keep one only inside a marker).
  */
-export function bounded(value: JsonValue): { stored: JsonValue; digest: string } {
+export function bounded(value: JsonValue): { stored: JsonValue; digest(): string } {
   // Normalised again: a redaction can leave what canonical JSON refuses (a lone surrogate from a cut emoji).
   const normal = toAuditJson(value);
   const text = canonicalJson(normal);
-  const digest = sha256Hex(text);
-  if (text.length <= MAX_AUDIT_PAYLOAD_CHARS) return { stored: normal, digest };
-  const marker: TruncatedJson = { truncated: true, chars: text.length, sha256: digest, preview: prefix(text, MAX_AUDIT_PAYLOAD_CHARS) };
-  return { stored: { ...marker }, digest };
+  let digest: string | undefined;
+  const digestOf = () => (digest ??= sha256Hex(text));
+  if (text.length <= MAX_AUDIT_PAYLOAD_CHARS) return { stored: normal, digest: digestOf };
+  const marker: TruncatedJson = { truncated: true, chars: text.length, sha256: digestOf(), preview: prefix(text, MAX_AUDIT_PAYLOAD_CHARS) };
+  return { stored: { ...marker }, digest: digestOf };
 }
 

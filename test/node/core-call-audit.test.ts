@@ -44,7 +44,9 @@ describe("CallAudit never fails to make an entry", () => {
     expect(JSON.stringify(fields.result)).toContain("\ufffd back");
     expect(fields.resultDigest).toMatch(/^[0-9a-f]{64}$/);
     // What a redaction hands on is normalised again before it is hashed (canonical JSON refuses lone surrogates).
-    expect(bounded({ t: "\ud83d" })).toEqual({ stored: { t: "\ufffd" }, digest: sha256Hex(canonicalJson({ t: "\ufffd" })) });
+    const normalised = bounded({ t: "\ud83d" });
+    expect(normalised.stored).toEqual({ t: "\ufffd" });
+    expect(normalised.digest()).toBe(sha256Hex(canonicalJson({ t: "\ufffd" })));
   });
 });
 
@@ -119,9 +121,13 @@ describe("CallAudit bounds: whatever the agent sends, an entry stays small", () 
   });
 
   it("bounded: the value itself when short, the marker when long; the digest of the whole either way", () => {
-    expect(bounded({ a: 1 })).toEqual({ stored: { a: 1 }, digest: sha256Hex('{"a":1}') });
+    const small = bounded({ a: 1 });
+    expect(small.stored).toEqual({ a: 1 });
+    expect(small.digest()).toBe(sha256Hex('{"a":1}'));
     const long = "z".repeat(MAX_AUDIT_PAYLOAD_CHARS);
-    expect(bounded(long)).toEqual({ stored: { truncated: true, chars: long.length + 2, sha256: sha256Hex(`"${long}"`), preview: `"${long}`.slice(0, MAX_AUDIT_PAYLOAD_CHARS) }, digest: sha256Hex(`"${long}"`) });
+    const cut = bounded(long);
+    expect(cut.stored).toEqual({ truncated: true, chars: long.length + 2, sha256: sha256Hex(`"${long}"`), preview: `"${long}`.slice(0, MAX_AUDIT_PAYLOAD_CHARS) });
+    expect(cut.digest()).toBe(sha256Hex(`"${long}"`));
   });
 });
 
