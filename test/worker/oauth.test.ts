@@ -108,6 +108,22 @@ describe("protected resource metadata (RFC 9728)", () => {
     expect(hostile.status).toBe(404);
   });
 
+  it("a Host outside ALLOWED_HOSTS gets no metadata (with PUBLIC_URL unset, the host is the resource's origin)", async () => {
+    const t = await oauthTenant();
+    const answer = await get(t.metadataUrl.replace("gateway.test", "attacker.example"));
+    expect(answer.status).toBe(403);
+    expect(JSON.stringify(answer.body)).not.toContain("attacker.example/t/");
+  });
+
+  it("a tenant made after its metadata was asked for is an OAuth resource at once (unknown names are not cached)", async () => {
+    const tenant = `late-${crypto.randomUUID().slice(0, 8)}`;
+    const url = `${BASE}/.well-known/oauth-protected-resource/t/${tenant}/mcp`;
+    expect((await get(url)).status).toBe(404);
+    await seedTenant({ tenant, oauth: { authorizationServers: [{ issuer: "https://as.example.com", jwksUri: "https://as.example.com/jwks" }] } });
+    // Within the per-isolate config cache's second: a cached "no such tenant" would still say 404 here.
+    expect((await get(url)).status).toBe(200);
+  });
+
   it("a CORS preflight is answered without credentials", async () => {
     const t = await oauthTenant();
     const response = await exports.default.fetch(new Request(t.metadataUrl, { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "GET" } }));
