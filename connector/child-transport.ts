@@ -1,15 +1,13 @@
 /**
- * @module An MCP stdio Transport around one child process, written for the connector rather than taken from the
+ * @module MCP's stdio transport around one child process, written for the connector rather than taken from the
  * SDK's StdioClientTransport because the connector needs three things that one does not give:
  * - the child leads its own process group (`detached`), so stopping it also stops whatever it spawned (an `npx`
  *   wrapper's real server, a shell's children);
- * - every message goes first, in arrival order, to an interceptor that relays the connector's own calls (results,
- *   progress, log lines) before the SDK Client sees anything — the Client would otherwise drop a progress
- *   notification that arrives in the same read as the final response;
+ * - every message goes, in arrival order and unvalidated, to one handler (the session), so a progress notification
+ *   that arrives in the same read as the final response is never dropped or reordered;
  * - an oversized message fails one call (see stdio-framing.ts) instead of tearing the stream down.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { deserializeMessage, serializeMessage, type JSONRPCMessage, type Transport } from "@modelcontextprotocol/client";
 import { LineFramer } from "./stdio-framing.ts";
 
 export type ChildExit = { code: number | null; signal: string | null };
@@ -20,8 +18,8 @@ export type ChildTransportOptions = {
   env: Record<string, string>;
   cwd?: string | undefined;
   maxMessageBytes: number;
-  /** Sees every parsed message first, in order; returns true when it consumed the message. */
-  intercept: (message: Record<string, unknown>) => boolean;
+  /** Every message the child writes (a JSON object on one line), in order. */
+  onMessage: (message: Record<string, unknown>) => void;
   /** A line above maxMessageBytes was skipped. */
   onOversized: (bytes: number, id: string | number | undefined) => void;
   /** A stdout line that is not JSON-RPC (servers that print banners to stdout). */
@@ -36,11 +34,7 @@ const USE_PROCESS_GROUP = process.platform !== "win32";
 /** After the leader exits, how long to wait for its stdout to drain before declaring it gone. */
 const OUTPUT_DRAIN_MS = 100;
 
-export class ChildProcessTransport implements Transport {
-  onclose?: (() => void) | undefined;
-  onerror?: ((error: Error) => void) | undefined;
-  onmessage?: (<T extends JSONRPCMessage>(message: T) => void) | undefined;
-
+export class ChildProcessTransport {
   readonly #options: ChildTransportOptions;
   #child: ChildProcess | undefined;
   #exit: ChildExit | undefined;
@@ -85,7 +79,7 @@ export class ChildProcessTransport implements Transport {
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (text: string) => this.#options.onStderr(text));
     // Writing to a child that just died raises EPIPE here; its exit is reported through onExit.
-    child.stdin.on("error", (error) => this.onerror?.(error));
+    child.stdin.on("error", () => {});
 
     return new Promise((resolve, reject) => {
       child.once("spawn", () => {
@@ -93,28 +87,22 @@ export class ChildProcessTransport implements Transport {
         resolve();
       });
       child.once("error", (error) => {
-        // Only a failure to spawn rejects start(); later errors (a failed kill) are reported, not thrown.
+        // Only a failure to spawn rejects start(); a later one (a failed kill) changes nothing the exit does not report.
         if (child.pid === undefined) {
           this.#finish({ code: null, signal: null });
           reject(error);
-        } else {
-          this.onerror?.(error);
         }
       });
     });
   }
 
-  send(message: JSONRPCMessage): Promise<void> {
+  /** Writes one JSON-RPC message as a line (JSON.stringify never emits a raw newline). */
+  send(message: Record<string, unknown>): Promise<void> {
     const stdin = this.#child?.stdin;
     if (!stdin || this.#exit || !stdin.writable) return Promise.reject(new Error("the server process is not running"));
     return new Promise((resolve, reject) => {
-      stdin.write(serializeMessage(message), (error) => (error ? reject(error) : resolve()));
+      stdin.write(`${JSON.stringify(message)}\n`, (error) => (error ? reject(error) : resolve()));
     });
-  }
-
-  /** The SDK Client's close(): stop the child gracefully. */
-  close(): Promise<void> {
-    return this.terminate(2_000);
   }
 
   /**
@@ -155,16 +143,7 @@ export class ChildProcessTransport implements Transport {
       this.#options.onStrayOutput(Buffer.byteLength(line));
       return;
     }
-    if (this.#options.intercept(value as Record<string, unknown>)) return;
-    let message: JSONRPCMessage;
-    try {
-      // The SDK's own validation, for what the SDK Client handles (handshake, lists, pings).
-      message = deserializeMessage(line);
-    } catch {
-      this.#options.onStrayOutput(Buffer.byteLength(line));
-      return;
-    }
-    this.onmessage?.(message);
+    this.#options.onMessage(value as Record<string, unknown>);
   }
 
   #handleExit(child: ChildProcess, exit: ChildExit): void {
@@ -184,7 +163,6 @@ export class ChildProcessTransport implements Transport {
     if (this.#child?.pid !== undefined) this.#signal("SIGTERM");
     this.#options.onExit(exit);
     this.#resolveExited(exit);
-    this.onclose?.();
   }
 
   #signal(signal: NodeJS.Signals): void {

@@ -1,18 +1,19 @@
 /**
- * @module One run of one upstream MCP server: its child process, the SDK Client that initialised it (once, shared
- * by every call), its catalog, and the calls relayed to it. Restarts are the supervisor's business; a session ends
- * when its child does.
+ * @module One run of one upstream MCP server: its child process, the MCP session the connector opened on it (once,
+ * shared by every call), its catalog, and the calls relayed to it. Restarts are the supervisor's business; a session
+ * ends when its child does.
  *
- * The SDK Client performs the handshake and the list requests (with pagination). Relayed calls bypass it: they go
- * out with the connector's own string ids and progress tokens, and their responses and notifications are taken off
- * the stream by the transport's interceptor in arrival order, so nothing is re-validated, reshaped or reordered.
+ * Every request the connector sends goes out with its own string id: the handshake and the catalog lists
+ * (handshake.ts says why these are not the SDK Client's) as well as relayed calls, which also get that id as their
+ * progress token. Answers and notifications are routed here as they arrive, so nothing is re-validated, reshaped or
+ * reordered on its way to the edge.
  */
-import { Client, ProtocolError, type JSONRPCMessage } from "@modelcontextprotocol/client";
 import type { ServerConfig } from "../src/config/server-schema.ts";
 import { JsonRpcErrorCode } from "../src/link/errors.ts";
 import { MAX_MESSAGE_BYTES, exceedsBytes, serverCatalogSchema, utf8Length, type RelayedRequest, type RpcError, type ServerCatalog } from "../src/link/protocol.ts";
 import { clip } from "../src/text.ts";
 import { ChildProcessTransport, type ChildExit } from "./child-transport.ts";
+import { capabilitiesOf, initializeParams, listAllPages, type ServerCapabilities } from "./handshake.ts";
 import type { Logger } from "./log.ts";
 import {
   describeExit,
@@ -41,10 +42,28 @@ export type SessionOptions = {
 };
 
 type PendingCall = {
-  callId: string;
+  /** The edge's id of a relayed call; undefined for the connector's own requests (handshake, lists). */
+  callId: string | undefined;
   method: string;
   onNotification: NotificationSink;
   settle: (outcome: RelayOutcome) => void;
+};
+
+/** An upstream's JSON-RPC error answer to one of the connector's own requests. */
+class UpstreamRequestError extends Error {
+  readonly code: number;
+  constructor(error: RpcError) {
+    super(error.message);
+    this.code = error.code;
+  }
+}
+
+/** The catalog lists: which method, which key of its result, and which capability the server must have declared. */
+const LISTS: Readonly<Record<CatalogKind, { method: string; capability: string }>> = {
+  tools: { method: "tools/list", capability: "tools" },
+  prompts: { method: "prompts/list", capability: "prompts" },
+  resources: { method: "resources/list", capability: "resources" },
+  resourceTemplates: { method: "resources/templates/list", capability: "resources" },
 };
 
 const LIST_CHANGED: Readonly<Record<string, readonly CatalogKind[]>> = {
@@ -57,10 +76,11 @@ export class UpstreamSession {
   readonly #options: SessionOptions;
   readonly #serverId: string;
   readonly #transport: ChildProcessTransport;
-  readonly #client: Client;
-  /** In-flight relayed calls by upstream id (= the call's progress token). */
+  /** In-flight requests by upstream id (for relayed calls also their progress token). */
   readonly #calls = new Map<string, PendingCall>();
   #nextId = 0;
+  #capabilities: ServerCapabilities = {};
+  #exit: ChildExit | undefined;
 
   constructor(options: SessionOptions) {
     this.#options = options;
@@ -72,24 +92,27 @@ export class UpstreamSession {
       env: options.env,
       cwd: server.cwd,
       maxMessageBytes: MAX_MESSAGE_BYTES,
-      intercept: (message) => this.#intercept(message),
+      onMessage: (message) => this.#route(message),
       onOversized: (bytes, id) => this.#oversized(bytes, id),
       onStrayOutput: (bytes) => log("warn", "server_stray_output", { server: server.id, bytes }),
       onStderr: options.onStderr,
       // Fail the pending calls the moment the child is gone: nobody is left to answer them.
-      onExit: (exit) => this.#failAll(relayError.crashed(this.#serverId, describeExit(exit))),
+      onExit: (exit) => {
+        this.#exit = exit;
+        this.#failAll(relayError.crashed(this.#serverId, describeExit(exit)));
+      },
     });
-    // No client capabilities: the gateway relays neither sampling, elicitation nor roots (see #refuse).
-    this.#client = new Client({ name: "mcp-gateway-connector", version: options.connectorVersion });
-    this.#client.onerror = (error) => log("warn", "server_protocol_error", { server: server.id, message: error.message });
   }
 
   get pid(): number | undefined {
     return this.#transport.pid;
   }
 
+  /** Relayed calls in flight (the connector's own requests are not counted: nobody waits on them to drain). */
   get inFlight(): number {
-    return this.#calls.size;
+    let count = 0;
+    for (const call of this.#calls.values()) if (call.callId !== undefined) count++;
+    return count;
   }
 
   /** Resolves when the child has exited. */
@@ -100,34 +123,35 @@ export class UpstreamSession {
   /** Spawns and initialises the server and fetches its whole catalog. Rejects with a reason an operator can act on. */
   async start(): Promise<ServerCatalog> {
     const deadline = AbortSignal.timeout(this.#options.startTimeoutMs);
+    let spawned = false;
     try {
-      await this.#client.connect(this.#transport, { timeout: this.#options.startTimeoutMs, signal: deadline });
+      await this.#transport.start();
+      spawned = true;
+      const initialized = await this.#request("initialize", initializeParams(this.#options.connectorVersion), deadline);
+      this.#capabilities = capabilitiesOf(initialized);
+      await this.#transport.send({ jsonrpc: "2.0", method: "notifications/initialized" });
       const catalog = await this.fetchCatalog(CATALOG_KINDS, deadline);
       return { tools: [], resources: [], resourceTemplates: [], prompts: [], ...catalog };
     } catch (error) {
-      throw new Error(startFailure(error, this.#options.startTimeoutMs));
+      throw new Error(spawned && this.#exit ? `it exited (${describeExit(this.#exit)}) before it finished initialising` : startFailure(error, this.#options.startTimeoutMs));
     }
   }
 
   /** Fetches the given parts of the catalog, each only when the server declared the capability, every page of it. */
   async fetchCatalog(kinds: readonly CatalogKind[], signal?: AbortSignal): Promise<Partial<ServerCatalog>> {
-    const capabilities = this.#client.getServerCapabilities() ?? {};
-    const options = { cacheMode: "bypass" as const, timeout: this.#options.server.timeout, ...(signal ? { signal } : {}) };
     const catalog: Partial<ServerCatalog> = {};
     for (const kind of kinds) {
+      const { method, capability } = LISTS[kind];
       let items: unknown[] = [];
-      if (kind === "tools" && capabilities.tools) items = (await this.#client.listTools(undefined, options)).tools;
-      if (kind === "prompts" && capabilities.prompts) items = (await this.#client.listPrompts(undefined, options)).prompts;
-      if (kind === "resources" && capabilities.resources) items = (await this.#client.listResources(undefined, options)).resources;
-      if (kind === "resourceTemplates" && capabilities.resources) {
+      if (this.#capabilities[capability]) {
+        const list = listAllPages(method, kind, (cursor) => this.#request(method, cursor === undefined ? {} : { cursor }, signal));
         // Servers with resources but no templates often answer "method not found" instead of an empty list.
-        items = await this.#client.listResourceTemplates(undefined, options).then(
-          (r) => r.resourceTemplates,
-          (error: unknown) => {
-            if (error instanceof ProtocolError && error.code === JsonRpcErrorCode.MethodNotFound) return [];
-            throw error;
-          },
-        );
+        items = await (kind !== "resourceTemplates"
+          ? list
+          : list.catch((error: unknown) => {
+              if (error instanceof UpstreamRequestError && error.code === JsonRpcErrorCode.MethodNotFound) return [];
+              throw error;
+            }));
       }
       catalog[kind] = this.#validItems(kind, items) as never;
     }
@@ -143,33 +167,60 @@ export class UpstreamSession {
       // The session is initialised once, by the connector, and shared by every consumer's calls.
       return Promise.resolve({ error: { code: JsonRpcErrorCode.InvalidRequest, message: `server "${this.#serverId}" is already initialised by the connector; do not relay initialize` } });
     }
+    return this.#send(request.method, (upstreamId) => withProgressToken(request.params, upstreamId), { callId, onNotification });
+  }
+
+  /**
+   * Sends one request upstream under a fresh id and resolves (never rejects) with its answer, or with an error when
+   * the server crashes, times out (its `timeout` in gateway.yaml), the answer is too large, the call is cancelled, or
+   * `signal` fires first. A request that ends unanswered is cancelled upstream.
+   */
+  #send(
+    method: string,
+    params: (upstreamId: string) => Record<string, unknown>,
+    call: { callId?: string; onNotification?: NotificationSink; signal?: AbortSignal | undefined },
+  ): Promise<RelayOutcome> {
     const upstreamId = `gw-${++this.#nextId}`;
-    const message = { jsonrpc: "2.0" as const, id: upstreamId, method: request.method, params: withProgressToken(request.params, upstreamId) };
+    const message = { jsonrpc: "2.0" as const, id: upstreamId, method, params: params(upstreamId) };
     const text = JSON.stringify(message);
     if (exceedsBytes(text, MAX_MESSAGE_BYTES)) return Promise.resolve({ error: relayError.requestTooLarge(this.#serverId, utf8Length(text)) });
 
+    const { signal } = call;
+    if (signal?.aborted) return Promise.resolve({ error: relayError.cancelled(String(signal.reason)) });
     const timeoutMs = this.#options.server.timeout;
     return new Promise<RelayOutcome>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#cancelUpstream(upstreamId, `timed out after ${timeoutMs} ms`);
-        settle({ error: relayError.timedOut(this.#serverId, request.method, timeoutMs) });
-      }, timeoutMs);
+      const giveUp = (reason: string, error: RpcError) => {
+        this.#cancelUpstream(upstreamId, reason);
+        settle({ error });
+      };
+      const timer = setTimeout(() => giveUp(`timed out after ${timeoutMs} ms`, relayError.timedOut(this.#serverId, method, timeoutMs)), timeoutMs);
+      const onAbort = () => giveUp("the connector stopped waiting", relayError.cancelled(String(signal?.reason)));
+      signal?.addEventListener("abort", onAbort, { once: true });
       const settle = (outcome: RelayOutcome) => {
         if (!this.#calls.delete(upstreamId)) return;
         clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         resolve(outcome);
       };
-      this.#calls.set(upstreamId, { callId, method: request.method, onNotification, settle });
-      this.#transport.send(message as JSONRPCMessage).catch(() => {
+      this.#calls.set(upstreamId, { callId: call.callId, method, onNotification: call.onNotification ?? (() => {}), settle });
+      this.#transport.send(message).catch(() => {
         // The write failed because the child is dying; its exit fails the call as crashed (if it is still pending).
       });
     });
   }
 
+  /** One of the connector's own requests: its result, or a rejection (the signal's reason when it fired first). */
+  async #request(method: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    const outcome = await this.#send(method, () => params, { signal });
+    if (signal?.aborted) throw signal.reason;
+    if ("error" in outcome) throw new UpstreamRequestError(outcome.error);
+    return outcome.result;
+  }
+
   /** Cancels a relayed call (the agent went away): tells the server, and settles the call as cancelled. */
   cancel(callId: string, reason: string | undefined): boolean {
     for (const [upstreamId, call] of this.#calls) {
-      if (call.callId !== callId) continue;
+      if (call.callId === undefined || call.callId !== callId) continue;
       this.#cancelUpstream(upstreamId, reason ?? "cancelled by the gateway");
       call.settle({ error: relayError.cancelled(reason) });
       return true;
@@ -195,40 +246,39 @@ export class UpstreamSession {
 
   // ── what comes up the stream ──────────────────────────────────────────────────────────────────────────────────
 
-  /** Routes one upstream message; returns false to leave it to the SDK Client. Synchronous, so order is kept. */
-  #intercept(message: Record<string, unknown>): boolean {
+  /** Routes one upstream message, synchronously, so the order in which the server wrote them is kept. */
+  #route(message: Record<string, unknown>): void {
     const method = typeof message.method === "string" ? message.method : undefined;
-    const hasId = typeof message.id === "string" || typeof message.id === "number";
+    const id = typeof message.id === "string" || typeof message.id === "number" ? message.id : undefined;
 
     if (method === undefined) {
-      // A response: ours when the id is one of the relay's string ids, else the Client's (numeric ids).
-      const call = typeof message.id === "string" ? this.#calls.get(message.id) : undefined;
-      if (!call) return false;
-      call.settle(outcomeOf(this.#serverId, message));
-      return true;
+      // A response: every request the connector sends has one of its string ids.
+      const call = typeof id === "string" ? this.#calls.get(id) : undefined;
+      if (call) call.settle(outcomeOf(this.#serverId, message));
+      // A late answer to a call that timed out or was cancelled, or not JSON-RPC at all: nobody is waiting for it.
+      else this.#options.log("warn", "server_protocol_error", { server: this.#serverId, message: id === undefined ? "a message that is neither a request, a notification nor a response" : "a response to no request in flight" });
+      return;
     }
-    if (hasId) {
-      if (method === "ping") return false;
-      this.#refuse(message.id as string | number, method);
-      return true;
+    if (id !== undefined) {
+      // The spec lets either side ping; anything else a server asks of its client is refused (see #refuse).
+      if (method === "ping") void this.#transport.send({ jsonrpc: "2.0", id, result: {} }).catch(() => {});
+      else this.#refuse(id, method);
+      return;
     }
     if (method === "notifications/progress") {
       const params = (message.params ?? {}) as Record<string, unknown>;
       const token = progressTokenOf(params);
       const call = token === undefined ? undefined : this.#calls.get(token);
       if (call) call.onNotification(progressForEdge(params));
-      return true;
+      return;
     }
     if (method === "notifications/message") {
       this.#routeLogMessage(message.params);
-      return true;
+      return;
     }
     const kinds = LIST_CHANGED[method];
-    if (kinds) {
-      this.#options.onListChanged(kinds);
-      return true;
-    }
-    return false;
+    if (kinds) this.#options.onListChanged(kinds);
+    // Other notifications (resources/updated, …) have no subscriber behind the gateway yet.
   }
 
   /**
@@ -238,7 +288,7 @@ export class UpstreamSession {
    */
   #routeLogMessage(params: unknown): void {
     const only = this.#calls.size === 1 ? [...this.#calls.values()][0] : undefined;
-    if (only) {
+    if (only?.callId !== undefined) {
       only.onNotification({ method: "notifications/message", params: (params ?? {}) as Record<string, unknown> });
       return;
     }
@@ -259,7 +309,7 @@ export class UpstreamSession {
       code: JsonRpcErrorCode.MethodNotFound,
       message: `mcp-gateway does not relay server-to-client requests (${method}) to agents yet; this server must work without them when used through the gateway`,
     };
-    void this.#transport.send({ jsonrpc: "2.0", id, error } as JSONRPCMessage).catch(() => {});
+    void this.#transport.send({ jsonrpc: "2.0", id, error }).catch(() => {});
   }
 
   #oversized(bytes: number, id: string | number | undefined): void {
@@ -270,7 +320,7 @@ export class UpstreamSession {
 
   #cancelUpstream(upstreamId: string, reason: string): void {
     const cancelled = { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: upstreamId, reason } };
-    void this.#transport.send(cancelled as JSONRPCMessage).catch(() => {});
+    void this.#transport.send(cancelled).catch(() => {});
   }
 
   #failAll(error: RpcError): void {

@@ -176,7 +176,7 @@ describe("supervisor with a misbehaving server", () => {
   it("follows nextCursor to build the whole catalog", async () => {
     const { supervisor } = start([fake()]);
     const report = await healthy(supervisor, "fake");
-    expect(report.catalog.tools.map((t) => t.name)).toEqual(["pid", "big", "sleep", "log", "sample", "add-tool", "spawn-grandchild", "wait"]);
+    expect(report.catalog.tools.map((t) => t.name)).toEqual(["pid", "big", "sleep", "log", "sample", "ping-client", "add-tool", "spawn-grandchild", "wait"]);
     expect(report.catalog.resources).toEqual([]);
   });
 
@@ -204,6 +204,19 @@ describe("supervisor with a misbehaving server", () => {
     expect(reply.message).toMatch(/does not relay server-to-client requests \(sampling\/createMessage\)/);
   });
 
+  it("answers the server's own pings, as MCP lets either side ping", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    expect(JSON.parse(textOf(await callTool(supervisor, "fake", "p", "ping-client")))).toEqual({});
+  });
+
+  it("marks a server that answers initialize with an unsupported protocol version unhealthy, naming the version", async () => {
+    const { supervisor, logs } = start([fake({ env: { FAKE_PROTOCOL_VERSION: "1999-01-01" } })]);
+    const report = await reportWhere(supervisor, "fake", (r) => r.health === "unhealthy");
+    expect(report.detail).toMatch(/^could not start: it failed to initialise: it speaks MCP protocol version "1999-01-01", which the connector does not support \(it supports 2025-11-25, /);
+    expect(logs.some((l) => l.event === "server_ready")).toBe(false);
+  });
+
   it("gives a log message to the only call in flight, and to no call when several are", async () => {
     const { supervisor, logs } = start([fake()]);
     await healthy(supervisor, "fake");
@@ -225,7 +238,7 @@ describe("supervisor with a misbehaving server", () => {
     await healthy(supervisor, "fake");
     const changed = reportWhere(supervisor, "fake", (r) => r.catalog.tools.some((t) => t.name.startsWith("added-")));
     await callTool(supervisor, "fake", "add", "add-tool");
-    expect((await changed).catalog.tools).toHaveLength(9);
+    expect((await changed).catalog.tools).toHaveLength(10);
   });
 
   it("stops the whole process group, grandchildren included", async () => {
@@ -261,7 +274,7 @@ describe("supervisor with a misbehaving server", () => {
     const { supervisor, logs } = start([server({ id: "broken", command: process.execPath, args: ["-e", script], env: { DB_PASSWORD: "${DB_PASSWORD}" } })], hostEnv);
     supervisor.onReport((r) => seen.push(r));
     const report = await reportWhere(supervisor, "broken", (r) => r.health === "unhealthy");
-    expect(report.detail).toMatch(/^could not start: .*; its stderr is in the connector's log on this host \(event server_stderr\)$/);
+    expect(report.detail).toBe("could not start: it exited (exit code 1) before it finished initialising; its stderr is in the connector's log on this host (event server_stderr)");
     expect(JSON.stringify([...seen, report])).not.toContain("boom");
     expect(logs.find((l) => l.event === "server_stderr" && l.server === "broken")).toMatchObject({ line: "boom: cannot reach db with password [redacted]" });
     expect(JSON.stringify([...seen, report])).not.toContain("hunter2-secret");

@@ -1,6 +1,9 @@
-// The connector's pure pieces: retry arithmetic, stdout framing, stderr tail, relay rewriting, CLI options.
+// The connector's pure pieces: retry arithmetic, stdout framing, stderr tail, relay rewriting, CLI options, the
+// MCP handshake and list pagination.
+import { SUPPORTED_PROTOCOL_VERSIONS as SDK_PROTOCOL_VERSIONS } from "@modelcontextprotocol/client";
 import { describe, expect, it } from "vitest";
 import { backoffDelay, recordCrash } from "../../connector/backoff.ts";
+import { capabilitiesOf, initializeParams, listAllPages, MAX_LIST_PAGES, SUPPORTED_PROTOCOL_VERSIONS } from "../../connector/handshake.ts";
 import { connectUrl, parseCliOptions } from "../../connector/options.ts";
 import { outcomeOf, progressForEdge, withProgressToken } from "../../connector/relay.ts";
 import { StderrTail } from "../../connector/stderr-tail.ts";
@@ -125,5 +128,56 @@ describe("CLI options", () => {
     expect(parseCliOptions([], {})).toMatchObject({ kind: "invalid", errors: [expect.stringMatching(/URL/), expect.stringMatching(/token/)] });
     expect(parseCliOptions(["--nope"], {}).kind).toBe("invalid");
     expect(parseCliOptions(["--help"], {}).kind).toBe("help");
+  });
+});
+
+describe("handshake", () => {
+  it("accepts exactly the protocol versions the MCP SDK supports, and offers the newest", () => {
+    expect(SUPPORTED_PROTOCOL_VERSIONS).toEqual(SDK_PROTOCOL_VERSIONS);
+    expect(initializeParams("1.2.3")).toEqual({
+      protocolVersion: SDK_PROTOCOL_VERSIONS[0],
+      capabilities: {},
+      clientInfo: { name: "mcp-gateway-connector", version: "1.2.3" },
+    });
+  });
+  it("takes the capabilities of a usable initialize result", () => {
+    const capabilities = { tools: { listChanged: true }, resources: {} };
+    expect(capabilitiesOf({ protocolVersion: "2024-11-05", capabilities, serverInfo: { name: "s", version: "1" } })).toBe(capabilities);
+  });
+  it("refuses an unsupported or missing protocol version and a result without capabilities, saying which", () => {
+    expect(() => capabilitiesOf({ protocolVersion: "2030-01-01", capabilities: {} })).toThrow(/protocol version "2030-01-01", which the connector does not support \(it supports 2025-11-25, 2025-06-18/);
+    expect(() => capabilitiesOf({ protocolVersion: "x".repeat(10_000), capabilities: {} })).toThrow(/^.{0,260}$/);
+    expect(() => capabilitiesOf({ capabilities: {} })).toThrow("its initialize result names no protocolVersion");
+    expect(() => capabilitiesOf({ protocolVersion: 20250618, capabilities: {} })).toThrow("its initialize result names no protocolVersion");
+    expect(() => capabilitiesOf({ protocolVersion: "2025-06-18", capabilities: [] })).toThrow("its initialize result has no capabilities object");
+  });
+});
+
+describe("listAllPages", () => {
+  /** A server's pages by cursor ("" is the first page); records the cursors asked for. */
+  function pages(byCursor: Record<string, Record<string, unknown>>) {
+    const asked: (string | undefined)[] = [];
+    const fetchPage = (cursor: string | undefined) => {
+      asked.push(cursor);
+      return Promise.resolve(byCursor[cursor ?? ""]!);
+    };
+    return { asked, fetchPage };
+  }
+  it("follows nextCursor until a page has none", async () => {
+    const { asked, fetchPage } = pages({ "": { tools: [1, 2], nextCursor: "b" }, b: { tools: [3], nextCursor: "c" }, c: { tools: [] } });
+    expect(await listAllPages("tools/list", "tools", fetchPage)).toEqual([1, 2, 3]);
+    expect(asked).toEqual([undefined, "b", "c"]);
+  });
+  it("stops when a page repeats its cursor and its items, as servers that echo their last cursor do", async () => {
+    const { asked, fetchPage } = pages({ "": { tools: [1], nextCursor: "b" }, b: { tools: [2], nextCursor: "b" } });
+    expect(await listAllPages("tools/list", "tools", fetchPage)).toEqual([1, 2]);
+    expect(asked).toEqual([undefined, "b", "b"]);
+  });
+  it("gives up on a server that never stops paginating, and on a page without the list", async () => {
+    let n = 0;
+    const endless = () => Promise.resolve({ prompts: [n], nextCursor: `c${n++}` });
+    await expect(listAllPages("prompts/list", "prompts", endless)).rejects.toThrow(`prompts/list did not stop paginating after ${MAX_LIST_PAGES} pages`);
+    expect(n).toBe(MAX_LIST_PAGES);
+    await expect(listAllPages("tools/list", "tools", () => Promise.resolve({ tools: "nope" }))).rejects.toThrow("tools/list answered without a tools array");
   });
 });

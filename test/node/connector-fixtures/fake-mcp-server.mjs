@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
 const tool = (name) => ({ name, inputSchema: { type: "object" } });
-const tools = ["pid", "big", "sleep", "log", "sample", "add-tool", "spawn-grandchild", "wait"].map(tool);
+const tools = ["pid", "big", "sleep", "log", "sample", "ping-client", "add-tool", "spawn-grandchild", "wait"].map(tool);
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 const answer = (id, result) => send({ result, jsonrpc: "2.0", id });
 const text = (t) => ({ content: [{ type: "text", text: String(t) }] });
@@ -29,7 +29,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const p = msg.params ?? {};
   switch (msg.method) {
     case "initialize":
-      return answer(msg.id, { protocolVersion: p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } });
+      return answer(msg.id, { protocolVersion: process.env.FAKE_PROTOCOL_VERSION ?? p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } });
     case "tools/list": {
       // Two pages, so the catalog proves the connector follows nextCursor.
       const half = Math.ceil(tools.length / 2);
@@ -41,6 +41,13 @@ createInterface({ input: process.stdin }).on("line", (line) => {
       return send({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: `no ${msg.method}` } });
   }
 });
+
+/** Sends the client a request of its own and answers call `id` with the client's reply (its error or result). */
+function askClient(id, method, params) {
+  const requestId = `s-${id}`;
+  waiting.set(requestId, (reply) => answer(id, text(JSON.stringify(reply.error ?? reply.result))));
+  send({ jsonrpc: "2.0", id: requestId, method, ...(params ? { params } : {}) });
+}
 
 function call(id, name, args, meta) {
   switch (name) {
@@ -55,11 +62,10 @@ function call(id, name, args, meta) {
     case "log":
       send({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: `log line for ${meta.progressToken}` } });
       return answer(id, text("logged"));
-    case "sample": {
-      const requestId = `s-${id}`;
-      waiting.set(requestId, (reply) => answer(id, text(JSON.stringify(reply.error ?? reply.result))));
-      return send({ jsonrpc: "2.0", id: requestId, method: "sampling/createMessage", params: { messages: [], maxTokens: 1 } });
-    }
+    case "sample":
+      return askClient(id, "sampling/createMessage", { messages: [], maxTokens: 1 });
+    case "ping-client":
+      return askClient(id, "ping", undefined);
     case "add-tool":
       tools.push(tool(`added-${tools.length}`));
       send({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
