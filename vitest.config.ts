@@ -45,6 +45,7 @@ export default defineConfig(async () => {
           test: {
             name: "node",
             environment: "node",
+            globalSetup: ["./test/build-connector.ts"],
             include: ["test/node/**/*.test.ts"],
             testTimeout: 60_000,
             hookTimeout: 120_000,
@@ -56,6 +57,7 @@ export default defineConfig(async () => {
           test: {
             name: "e2e",
             environment: "node",
+            globalSetup: ["./test/build-connector.ts"],
             include: ["test/e2e/**/*.test.ts"],
             testTimeout: 60_000,
             hookTimeout: 120_000,

@@ -18,6 +18,7 @@ import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } fro
 import { parseGatewayConfig } from "../src/config/schema.ts";
 import { generateCheckpointKeys, publicKeyFromPrivate, publicKeyId } from "../src/audit/checkpoint.ts";
 import { applyMigrations, PROJECT_ROOT, seedDatabase } from "./local-gateway.ts";
+import { buildConnector } from "./build-connector.ts";
 
 const port = Number(process.env.PORT ?? 8787);
 const configPath = resolve(process.env.MCP_GATEWAY_CONFIG ?? join(PROJECT_ROOT, "gateway.yaml"));
@@ -109,7 +110,8 @@ async function main(): Promise<void> {
   );
   await waitForGateway(wrangler);
 
-  const connectorProcess = run(process.execPath, [join(PROJECT_ROOT, "connector/main.ts"), "--config", configPath, "--url", gatewayUrl], {
+  await buildConnector();
+  const connectorProcess = run(process.execPath, [join(PROJECT_ROOT, "connector/bin/mcp-gateway-connector.mjs"), "--config", configPath, "--url", gatewayUrl], {
     ...process.env,
     MCP_GATEWAY_CONNECTOR_TOKEN: connectorToken,
   });

@@ -71,7 +71,8 @@ export class ConnectorProcess {
 
   start(): void {
     this.output = "";
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, "connector/main.ts"), "--config", this.configPath, "--url", this.url], {
+    // The installed command, which runs the connector's one-file build (made by the test set-up, test/build-connector.ts).
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "connector/bin/mcp-gateway-connector.mjs"), "--config", this.configPath, "--url", this.url], {
       cwd: PROJECT_ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, MCP_GATEWAY_CONNECTOR_TOKEN: this.token },
       stdio: ["ignore", "pipe", "pipe"],
