@@ -18,9 +18,16 @@
  * `tools/list` (config and catalog), and `tools/call` with rate limiting and audit switched off and on through the
  * admin API (PUT /admin/v1/config, the CLI's `config apply`). Also: the Worker bundle's gzip size (wrangler deploy
  * --dry-run) and the connector's idle RSS.
+ *
+ * And the harness floor (informational): an empty "hello" Worker (no bindings) on wrangler dev, with the gateway
+ * stack's dev options, on the bare workerd binary wrangler runs, and the same hello on node:http in a child process,
+ * called with the gateway's raw-fetch POSTs, interleaved with the echo comparison's paths (c=1 rounds and c=32
+ * passes). From it: the gateway's p50 overhead net of what any Worker pays on this local harness, and the throughput
+ * ceiling of the harness itself relative to supergateway's.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +35,7 @@ import { gzipSync } from "node:zlib";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { unstable_startWorker } from "wrangler";
 import { PROJECT_ROOT, wrangler } from "../scripts/local-gateway.ts";
 import { edgeDocument } from "../src/config/publish.ts";
 import { gatewayConfigSchema } from "../src/config/schema.ts";
@@ -56,6 +64,8 @@ const BREAKDOWN_CALLS = 80;
 const STATELESS_CALLS = 10;
 /** How long the connector sits idle before its RSS is read. */
 const IDLE_MS = 3_000;
+/** How long a floor server (bare workerd, node:http) may take to answer its first request. */
+const FLOOR_START_MS = 20_000;
 
 // ---- targets of the issue ----------------------------------------------------------------------------------------
 const OVERHEAD_RATIO_TARGET = 1.0;
@@ -329,22 +339,202 @@ class Supergateway {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    const group = (signal: NodeJS.Signals) => {
+    await stopGroup(this.child);
+  }
+}
+
+/** Ends a child spawned with `detached: true` and its whole process group: SIGTERM, SIGKILL after 3 s. */
+async function stopGroup(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-(child.pid as number), signal);
+    } catch {
+      // already gone
+    }
+  };
+  child.stdin?.end();
+  group("SIGTERM");
+  const timer = setTimeout(() => group("SIGKILL"), 3_000);
+  await exited;
+  clearTimeout(timer);
+  group("SIGKILL"); // stragglers of the group (its children), if any
+}
+
+// ---- the harness floor: an empty Worker on the same local harness ------------------------------------------------
+/** A "hello" Worker, no bindings: it answers a JSON-RPC POST's id with `{ ok: true }` (what rawRequest expects). */
+const HELLO_WORKER = `export default {
+  async fetch(request) {
+    const { id } = request.method === "POST" ? await request.json() : { id: null };
+    return Response.json({ jsonrpc: "2.0", id, result: { ok: true } });
+  },
+};
+`;
+
+/** The same hello on node:http (its port is the first argument). */
+const HELLO_NODE = `import { createServer } from "node:http";
+createServer((request, response) => {
+  let body = "";
+  request.setEncoding("utf8");
+  request.on("data", (chunk) => (body += chunk));
+  request.on("end", () => {
+    let id = null;
+    try {
+      id = JSON.parse(body).id;
+    } catch {}
+    response.setHeader("content-type", "application/json");
+    response.end(JSON.stringify({ jsonrpc: "2.0", id, result: { ok: true } }));
+  });
+}).listen(Number(process.argv[2]), "127.0.0.1");
+`;
+
+/** The project's compatibility date (wrangler.toml), for the hello Worker on both runtimes. */
+function projectCompatibilityDate(): string {
+  const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(PROJECT_ROOT, "wrangler.toml"), "utf8"))?.[1];
+  if (!date) throw new Error("no compatibility_date in wrangler.toml");
+  return date;
+}
+
+/**
+ * The workerd binary wrangler dev itself runs: resolved through wrangler → its miniflare → its workerd, since the
+ * package tree may hold another (hoisted) workerd version next to wrangler's own.
+ */
+function wranglersWorkerd(): { path: string; version: string } {
+  const miniflare = createRequire(createRequire(import.meta.url).resolve("wrangler")).resolve("miniflare");
+  const fromMiniflare = createRequire(miniflare);
+  return { path: (fromMiniflare("workerd") as { default: string }).default, version: (fromMiniflare("workerd/package.json") as { version: string }).version };
+}
+
+/** The floor servers are called like the gateway's raw-fetch figures: a JSON-RPC POST with the same MCP headers. */
+const floorEndpoint = (url: string): Endpoint => ({
+  url,
+  headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": PROTOCOL_VERSION },
+});
+
+function floorTarget(label: string, endpoint: Endpoint): Target {
+  return {
+    label,
+    async call() {
+      const result = (await rawRequest(endpoint, "ping", {})) as { ok?: unknown } | undefined;
+      if (result?.ok !== true) throw new Error(`unexpected result ${JSON.stringify(result).slice(0, 200)}`);
+    },
+  };
+}
+
+interface FloorServer {
+  label: string;
+  /** The short name of a Worker runtime, for the throughput-ceiling figure; none for node:http. */
+  runtime?: string;
+  /** What that ceiling says. */
+  ceiling?: string;
+  note: string;
+  target: Target;
+}
+
+/**
+ * The hello Worker on wrangler dev (`unstable_startWorker` with the gateway stack's dev options) and on the bare
+ * workerd binary, and the hello on node:http, with their temporary directory. `dispose` stops whatever was started,
+ * also after a failed start.
+ */
+class HarnessFloor {
+  readonly servers: FloorServer[] = [];
+  private readonly dir = mkdtempSync(join(tmpdir(), "mcp-gateway-bench-floor-"));
+  private readonly stops: (() => Promise<unknown>)[] = [];
+
+  async start(ctx: BenchContext): Promise<void> {
+    const date = projectCompatibilityDate();
+    writeFileSync(join(this.dir, "worker.js"), HELLO_WORKER);
+    writeFileSync(join(this.dir, "server.mjs"), HELLO_NODE);
+    writeFileSync(join(this.dir, "wrangler.toml"), `name = "bench-floor"\nmain = "worker.js"\ncompatibility_date = "${date}"\n`);
+
+    const worker = await unstable_startWorker({
+      config: join(this.dir, "wrangler.toml"),
+      // As test/e2e/stack.ts starts the gateway (its persist directory holds nothing here: no bindings).
+      dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist: join(this.dir, "state"), logLevel: "warn", watch: false } as never,
+    });
+    this.stops.push(() => worker.dispose());
+    await worker.ready;
+    const wranglerUrl = new URL("/", await worker.url).href;
+    const onWrangler = floorTarget("floor wrangler dev", floorEndpoint(wranglerUrl));
+    await onWrangler.call(0);
+
+    const workerd = wranglersWorkerd();
+    const workerdPort = await freePort();
+    writeFileSync(
+      join(this.dir, "floor.capnp"),
+      `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .hello) ],
+  sockets = [ ( name = "http", address = "127.0.0.1:${workerdPort}", http = (), service = "main" ) ]
+);
+const hello :Workerd.Worker = (
+  modules = [ (name = "worker", esModule = embed "worker.js") ],
+  compatibilityDate = "${date}",
+);
+`,
+    );
+    const onWorkerd = floorTarget("floor bare workerd", floorEndpoint(`http://127.0.0.1:${workerdPort}/`));
+    await this.spawnServer(onWorkerd, workerd.path, ["serve", join(this.dir, "floor.capnp")]);
+
+    const nodePort = await freePort();
+    const onNode = floorTarget("floor node:http", floorEndpoint(`http://127.0.0.1:${nodePort}/`));
+    await this.spawnServer(onNode, process.execPath, [join(this.dir, "server.mjs"), String(nodePort)]);
+
+    ctx.log(`floor: wrangler dev at ${wranglerUrl}, workerd ${workerd.version} on :${workerdPort}, node:http on :${nodePort}; compatibility date ${date}`);
+    this.servers.push(
+      {
+        label: "hello Worker on wrangler dev",
+        runtime: "wrangler dev",
+        ceiling: "even an empty Worker on the local dev harness the gateway is measured on reaches only this multiple of supergateway's tools/call rate",
+        note: "an empty Worker (no bindings) through unstable_startWorker with the gateway stack's dev options (wrangler's proxy worker, miniflare's entry worker, the Worker: two workerd processes); raw fetch POST, in the echo: rounds",
+        target: onWrangler,
+      },
+      {
+        label: "hello Worker on bare workerd",
+        runtime: "bare workerd",
+        ceiling: "the same Worker without wrangler dev's proxy and entry workers: the runtime's own ceiling here (the load generator shares the machine's cores)",
+        note: `the same Worker on the workerd binary wrangler runs (${workerd.version}), alone, one socket, a minimal capnp config; raw fetch POST, in the echo: rounds`,
+        target: onWorkerd,
+      },
+      { label: "node:http hello", note: "the same answer from node:http in a child process, for scale; raw fetch POST, in the echo: rounds", target: onNode },
+    );
+  }
+
+  /** A server in its own process group; resolves once it answers `target`'s request. */
+  private async spawnServer(target: Target, command: string, args: string[]): Promise<void> {
+    const child = spawn(command, args, { cwd: this.dir, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const keep = (chunk: unknown) => (output = (output + String(chunk)).slice(-4_000));
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    child.once("error", (error) => keep(`${error.message}\n`));
+    this.stops.push(() => stopGroup(child));
+    const deadline = Date.now() + FLOOR_START_MS;
+    for (;;) {
       try {
-        process.kill(-(child.pid as number), signal);
-      } catch {
-        // already gone
+        await target.call(0);
+        return;
+      } catch (error) {
+        if (child.pid === undefined || child.exitCode !== null || Date.now() > deadline) {
+          throw new Error(`${target.label} did not start (${(error as Error).message}):\n${output}`);
+        }
+        await sleep(100);
       }
-    };
-    child.stdin?.end();
-    group("SIGTERM");
-    const timer = setTimeout(() => group("SIGKILL"), 3_000);
-    await exited;
-    clearTimeout(timer);
-    group("SIGKILL"); // stragglers of the group (its children), if any
+    }
+  }
+
+  async dispose(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const stop of this.stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    if (errors.length > 0) throw errors[0];
   }
 }
 
@@ -454,7 +644,23 @@ function logErrors(ctx: BenchContext, list: readonly (Samples | Throughput)[]): 
   for (const s of list) if (s.firstError) ctx.log(`first error: ${s.firstError}`);
 }
 
-/** The comparison of the three paths to one upstream, with or without the issue's targets. */
+/** What {@link compare} measured: its figures, and the samples the floor figures are derived from. */
+interface Comparison {
+  figures: Figure[];
+  direct: Samples;
+  bridge: Samples;
+  gateway: Samples;
+  tBridge: Throughput;
+  /** The `extra` targets' samples, in their order. */
+  extraLatency: Samples[];
+  extraThroughput: Throughput[];
+}
+
+/**
+ * The comparison of the three paths to one upstream, with or without the issue's targets. `extra` targets (the
+ * harness floor) are warmed up, interleaved in the same c=1 rounds and loaded in the same c=32 passes; their samples
+ * come back in the {@link Comparison}, not as figures.
+ */
 async function compare(
   ctx: BenchContext,
   prefix: string,
@@ -463,29 +669,33 @@ async function compare(
   rounds: number,
   throughputMs: number,
   withTargets: boolean,
-): Promise<Figure[]> {
+  extra: readonly Target[] = [],
+): Promise<Comparison> {
   const latencyTargets = [
     sdkTarget("direct", targets.direct, tools.direct),
     sdkTarget("bridge", targets.bridge, tools.bridge),
     sdkTarget("gateway", targets.gateway, tools.gateway),
+    ...extra,
   ];
   await warmUp(latencyTargets, WARMUP_CALLS);
-  ctx.log(`${prefix}: c=1 latency, ${rounds} rounds × ${LATENCY_BATCH} calls per target, interleaved`);
-  const [direct, bridge, gateway] = (await interleavedLatency(latencyTargets, rounds, LATENCY_BATCH)) as [Samples, Samples, Samples];
+  const alongside = extra.length > 0 ? ` (with ${extra.map((t) => t.label).join(", ")})` : "";
+  ctx.log(`${prefix}: c=1 latency, ${rounds} rounds × ${LATENCY_BATCH} calls per target, interleaved${alongside}`);
+  const [direct, bridge, gateway, ...extraLatency] = (await interleavedLatency(latencyTargets, rounds, LATENCY_BATCH)) as [Samples, Samples, Samples, ...Samples[]];
   const loadTargets = [
     sdkTarget("direct", targets.direct, tools.direct),
     rawTarget("bridge", targets.bridgeRaw, tools.bridge),
     rawTarget("gateway", targets.gatewayRaw, tools.gateway),
+    ...extra,
   ];
-  ctx.log(`${prefix}: throughput at c=${CONCURRENCY}, ${throughputMs / 1000} s per target`);
-  const [tDirect, tBridge, tGateway] = (await throughputs(loadTargets, CONCURRENCY, throughputMs)) as [Throughput, Throughput, Throughput];
-  logErrors(ctx, [direct, bridge, gateway, tDirect, tBridge, tGateway]);
+  ctx.log(`${prefix}: throughput at c=${CONCURRENCY}, ${throughputMs / 1000} s per target${alongside}`);
+  const [tDirect, tBridge, tGateway, ...extraThroughput] = (await throughputs(loadTargets, CONCURRENCY, throughputMs)) as [Throughput, Throughput, Throughput, ...Throughput[]];
+  logErrors(ctx, [direct, bridge, gateway, ...extraLatency, tDirect, tBridge, tGateway, ...extraThroughput]);
 
   const d = summary(direct).p50;
   const gatewayOverhead = summary(gateway).p50 - d;
   const bridgeOverhead = summary(bridge).p50 - d;
   const ratioNote = withTargets ? "" : " (informational: the issue's targets are on the echo figures)";
-  return [
+  const figures: Figure[] = [
     ...latencyFigures(prefix, "direct", direct, "SDK v1 Client over stdio"),
     ...latencyFigures(prefix, "supergateway", bridge, "SDK v1 Client over Streamable HTTP to supergateway --stateful"),
     ...latencyFigures(prefix, "gateway", gateway, "SDK v1 Client over Streamable HTTP to the Worker (key, policy, rate limit, audit, metering) → connector"),
@@ -510,6 +720,51 @@ async function compare(
       note: `at c=${CONCURRENCY}${ratioNote}`,
     },
   ];
+  return { figures, direct, bridge, gateway, tBridge, extraLatency, extraThroughput };
+}
+
+/**
+ * The harness floor's figures (measured in `echo`'s rounds and passes), and what they say about the echo comparison.
+ * Informational: the issue's targets stay on the raw `echo:` ratios.
+ */
+function floorFigures(echo: Comparison, servers: readonly FloorServer[]): Figure[] {
+  const p50 = (s: Samples) => summary(s).p50;
+  const rate = (t: Throughput) => t.calls / t.seconds;
+  const latency = (k: number) => echo.extraLatency[k] as Samples;
+  const load = (k: number) => echo.extraThroughput[k] as Throughput;
+  const figures: Figure[] = [
+    ...servers.flatMap((server, k) => latencyFigures("floor:", server.label, latency(k), server.note)),
+    ...servers.flatMap((server, k) => throughputFigures("floor:", server.label, load(k), "raw fetch POSTs, in the echo: passes")),
+  ];
+  const wranglerDev = servers.findIndex((server) => server.runtime === "wrangler dev");
+  if (wranglerDev >= 0) {
+    const direct = p50(echo.direct);
+    const net = p50(echo.gateway) - p50(latency(wranglerDev)) - direct;
+    figures.push(
+      {
+        name: "floor: echo gateway p50 overhead net of the wrangler-dev floor",
+        unit: "ms",
+        value: ms(net),
+        note: "echo: gateway p50 − floor wrangler dev p50 − echo: direct p50: what the gateway adds beyond any Worker's round trip on this harness (its SDK client's share included, as in supergateway's overhead)",
+      },
+      {
+        name: "floor: echo net overhead ratio gateway/supergateway",
+        unit: "×",
+        value: net / (p50(echo.bridge) - direct),
+        note: "informational, no target (the target stays on echo: overhead ratio): the net overhead above ÷ echo: supergateway p50 overhead over direct",
+      },
+    );
+  }
+  servers.forEach((server, k) => {
+    if (server.runtime === undefined) return;
+    figures.push({
+      name: `floor: throughput ceiling ${server.runtime}/supergateway`,
+      unit: "×",
+      value: rate(load(k)) / rate(echo.tBridge),
+      note: `informational: floor ${server.label} throughput ÷ echo: supergateway throughput (c=${CONCURRENCY}): ${server.ceiling ?? ""}`,
+    });
+  });
+  return figures;
 }
 
 /** Where the gateway's time goes: layers of the request, and the call with rate limiting and audit on and off. */
@@ -648,17 +903,25 @@ const benchmark: Benchmark = {
       cleanups.push(closeGateway);
       const [bridgeEchoRaw, bridgeEverythingRaw] = await Promise.all([sgEcho.endpoint(true), sgEverything.endpoint(true)]);
 
-      figures.push(
-        ...(await compare(
-          ctx,
-          "echo:",
-          { direct: directEcho, bridge: bridgeEcho, gateway, bridgeRaw: bridgeEchoRaw, gatewayRaw },
-          { direct: echoTool("echo"), bridge: echoTool("echo"), gateway: echoTool("echo__echo") },
-          LATENCY_ROUNDS,
-          THROUGHPUT_MS,
-          true,
-        )),
+      // The harness floor runs beside the echo comparison only (interleaved with its paths), then stops.
+      ctx.log("starting the harness floor: a hello Worker on wrangler dev and on bare workerd, a node:http hello");
+      const floor = new HarnessFloor();
+      const disposeFloor = once(() => floor.dispose());
+      cleanups.push(disposeFloor);
+      await floor.start(ctx);
+
+      const echo = await compare(
+        ctx,
+        "echo:",
+        { direct: directEcho, bridge: bridgeEcho, gateway, bridgeRaw: bridgeEchoRaw, gatewayRaw },
+        { direct: echoTool("echo"), bridge: echoTool("echo"), gateway: echoTool("echo__echo") },
+        LATENCY_ROUNDS,
+        THROUGHPUT_MS,
+        true,
+        floor.servers.map((server) => server.target),
       );
+      await disposeFloor();
+      figures.push(...echo.figures, ...floorFigures(echo, floor.servers));
       figures.push(
         ...(await compare(
           ctx,
@@ -668,7 +931,7 @@ const benchmark: Benchmark = {
           EVERYTHING_ROUNDS,
           EVERYTHING_THROUGHPUT_MS,
           false,
-        )),
+        )).figures,
       );
 
       const stateless = rawTarget("supergateway stateless", await sgStateless.endpoint(false), echoTool("echo"));
@@ -698,7 +961,7 @@ const benchmark: Benchmark = {
             TMPFS_ROUNDS,
             TMPFS_THROUGHPUT_MS,
           false,
-        )),
+        )).figures,
       );
       return figures;
     } finally {
