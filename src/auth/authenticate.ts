@@ -4,7 +4,8 @@
  * rotation replaced (`previous_key_hash`), which works as the same key until `previous_expires_at`. A stored digest
  * presented as the credential is hashed again, so it can never match a row.
  */
-import { and, eq, isNull, lt, or } from "drizzle-orm";
+import { and, eq, getTableColumns, isNull, lt, or } from "drizzle-orm";
+import { serversStampOf } from "../connectors/server-registry.ts";
 import type { Database } from "../db/client.ts";
 import { apiKeys, connectors } from "../db/schema.ts";
 import type { IpFilterLists } from "./ip-filter.ts";
@@ -22,6 +23,11 @@ export type Authentication =
       lastUsedAt: number | null;
       /** The key's own CIDR lists (`api_keys.ip_filter`), or null: the /mcp guard checks them with the tenant's. */
       ipFilter: IpFilterLists | null;
+      /**
+       * The stamp of the key's tenant's servers (src/connectors/server-registry.ts), read in the same query: the
+       * catalog cache takes it instead of asking D1 again, so a call makes one D1 round trip, not two.
+       */
+      serversStamp: string;
     }
   | { ok: false; refusal: KeyRefusal | "missing"; identified?: IdentifiedRefusal };
 
@@ -33,7 +39,7 @@ export async function authenticateApiKey(db: Database, authorization: string | n
   // One indexed lookup finds the key by its current digest or by the digest a rotation replaced (both unique).
   // A current digest wins should both ever match (a file key given another key's rotated-out digest).
   const rows = await db
-    .select()
+    .select({ ...getTableColumns(apiKeys), serversStamp: serversStampOf(apiKeys.tenantId) })
     .from(apiKeys)
     .where(or(eq(apiKeys.keyHash, digest), eq(apiKeys.previousKeyHash, digest)))
     .limit(2)
@@ -46,7 +52,7 @@ export async function authenticateApiKey(db: Database, authorization: string | n
   // The rotated-out secret acts as the same key, only while its grace lasts.
   const current = constantTimeEqual(row.keyHash, digest);
   if (!current && !(row.previousExpiresAt !== null && row.previousExpiresAt > now)) return { ok: false, refusal: "rotated", identified };
-  return { ok: true, principal: { tenant: row.tenantId, consumer: row.consumerId, keyId: row.id, roles: row.roles }, lastUsedAt: row.lastUsedAt, ipFilter: row.ipFilter ?? null };
+  return { ok: true, principal: { tenant: row.tenantId, consumer: row.consumerId, keyId: row.id, roles: row.roles }, lastUsedAt: row.lastUsedAt, ipFilter: row.ipFilter ?? null, serversStamp: String(row.serversStamp) };
 }
 
 /**

@@ -19,7 +19,11 @@ import { log } from "../log.ts";
 import { GatewayErrorCode, jsonRpcErrorResponse } from "../mcp/errors.ts";
 import { tenantOAuthResource, type TenantOAuthResource } from "./protected-resource.ts";
 
-export type GatewayContext = { Bindings: Env; Variables: { principal: Principal } };
+/**
+ * `serversStamp`: the caller's tenant's servers stamp when authentication read it along with an API key (see
+ * authenticateApiKey); the catalog cache then skips its own query.
+ */
+export type GatewayContext = { Bindings: Env; Variables: { principal: Principal; serversStamp?: string } };
 
 function list(value: string | undefined): string[] {
   return (value ?? "")
@@ -195,6 +199,7 @@ export const authenticateCaller = createMiddleware<GatewayContext>(async (c, nex
     principal = outcome.principal;
     keyLists = outcome.ipFilter;
     lastUsedAt = outcome.lastUsedAt;
+    c.set("serversStamp", outcome.serversStamp);
   }
   // Another tenant's credential is no credential here (said as for any invalid one: nothing about the other tenant).
   if (addressed && principal.tenant !== addressed.tenant) {

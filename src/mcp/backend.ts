@@ -26,8 +26,15 @@ import { GatewayErrorCode } from "./errors.ts";
 
 /**
  * @param waitUntil keeps work alive after the agent's response has ended (the cancellation of an abandoned call).
+ * @param serversStamp the tenant's servers stamp when authentication already read it (an API key), else undefined.
  */
-export function workerBackend(env: Env, db: Database, principal: Principal, waitUntil: (work: Promise<unknown>) => void): GatewayBackend {
+export function workerBackend(
+  env: Env,
+  db: Database,
+  principal: Principal,
+  waitUntil: (work: Promise<unknown>) => void,
+  serversStamp?: string,
+): GatewayBackend {
   // One request reads the config and the catalog once, however many handlers need them. Without them no call can
   // be authorized, so a failure fails the request (closed), with a stable error.
   let config: Promise<TenantConfig> | undefined;
@@ -37,7 +44,7 @@ export function workerBackend(env: Env, db: Database, principal: Principal, wait
     throw new ProtocolError(UpstreamErrorCode.Unavailable, `The gateway could not read its ${what === "config" ? "configuration" : "server registry"}; retry shortly`);
   };
   const loadConfig = () => (config ??= tenantConfig(db, principal.tenant).catch(unavailable("config")));
-  const load = () => (loaded ??= loadConfig().then((c) => tenantCatalog(db, principal.tenant, c).catch(unavailable("catalog"))));
+  const load = () => (loaded ??= loadConfig().then((c) => tenantCatalog(db, principal.tenant, c, serversStamp).catch(unavailable("catalog"))));
 
   return {
     catalog: async () => (await load()).catalog,

@@ -14,7 +14,7 @@ import { createGatewayServer } from "./gateway-server.ts";
 
 export async function serveMcp(c: Context<GatewayContext>): Promise<Response> {
   const principal = c.get("principal");
-  const backend = workerBackend(c.env, database(c.env.DB), principal, (work) => c.executionCtx.waitUntil(work));
+  const backend = workerBackend(c.env, database(c.env.DB), principal, (work) => c.executionCtx.waitUntil(work), c.get("serversStamp"));
   // A handler per request: the factory closes over this caller's backend, so no state crosses requests or tenants.
   const requestId = crypto.randomUUID();
   const caller = {

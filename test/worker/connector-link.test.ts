@@ -5,7 +5,10 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { authenticateApiKey } from "../../src/auth/authenticate.ts";
 import { sha256Hex } from "../../src/auth/secrets.ts";
+import { tenantServersStamp } from "../../src/connectors/server-registry.ts";
+import { database } from "../../src/db/client.ts";
 import { HEARTBEAT_PING, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES } from "../../src/link/protocol.ts";
 import { connectorObjectName } from "../../src/connectors/connector-api.ts";
 import { echoServer, FakeConnector, mcpPost, rpcMessages, seedTenant, upstreamToolNames } from "./fixtures.ts";
@@ -35,6 +38,31 @@ describe("connector authentication", () => {
 });
 
 describe("aggregation", () => {
+  it("reads the servers stamp along with the API key exactly as the registry reads it, through every change", async () => {
+    // The catalog cache compares stamps from both reads (an API key brings one, a JWT caller's request reads its own):
+    // they must agree, or a catalog would be rebuilt on every call, or worse, a changed one kept.
+    const db = database(env.DB);
+    const { apiKey, tenant, connector } = await connected([]);
+    const stamps: string[] = [];
+    const agree = async () => {
+      const auth = await authenticateApiKey(db, `Bearer ${apiKey}`, Date.now());
+      if (!auth.ok) throw new Error(`key refused: ${auth.refusal}`);
+      expect(auth.serversStamp).toBe(await tenantServersStamp(db, tenant));
+      stamps.push(auth.serversStamp);
+    };
+    await agree(); // no servers yet
+    await connector.send({ type: "status", server: echoServer("crm") });
+    await expect.poll(async () => await env.DB.prepare("SELECT count(*) AS n FROM servers WHERE tenant_id = ?").bind(tenant).first("n")).toBe(1);
+    await agree();
+    await env.DB.prepare("UPDATE servers SET version = version + 1 WHERE tenant_id = ?").bind(tenant).run();
+    await agree();
+    await env.DB.prepare("UPDATE servers SET enabled = 0 WHERE tenant_id = ?").bind(tenant).run();
+    await agree();
+    expect(new Set(stamps).size).toBe(3);
+    expect(stamps[0]).toBe("0:0:0");
+    expect(stamps[3]).toBe(stamps[0]); // a disabled server is no server
+  });
+
   it("lists the connector's tools, prompts, resources and templates, namespaced by server", async () => {
     const { apiKey } = await connected([echoServer("crm"), echoServer("docs", { prefix: "kb" })]);
     const [tools] = await rpcMessages(await mcpPost(list("tools/list"), apiKey));
