@@ -50,19 +50,32 @@ export function capabilitiesOf(result: Json): ServerCapabilities {
 /**
  * Every item of a paginated list (`tools/list`, `prompts/list`, …): follows `nextCursor` until a page has none.
  * A page that repeats the previous cursor and items ends the walk, as the SDK's client does for servers that echo
- * their last cursor; more than {@link MAX_LIST_PAGES} pages is an error.
+ * their last cursor; more than {@link MAX_LIST_PAGES} pages, more than `maxChars` of items in all, or a cursor that
+ * is not a string, is an error.
  */
-export async function listAllPages(method: string, key: string, fetchPage: (cursor: string | undefined) => Promise<Json>): Promise<unknown[]> {
+export async function listAllPages(
+  method: string,
+  key: string,
+  fetchPage: (cursor: string | undefined) => Promise<Json>,
+  maxChars: number = Number.POSITIVE_INFINITY,
+): Promise<unknown[]> {
   const items: unknown[] = [];
   let cursor: string | undefined;
   let previous: string | undefined;
+  let chars = 0;
   for (let pages = 1; ; pages++) {
     const page = await fetchPage(cursor);
     const pageItems = page[key];
     if (!Array.isArray(pageItems)) throw new Error(`${method} answered without a ${key} array`);
+    if (page.nextCursor !== undefined && page.nextCursor !== null && typeof page.nextCursor !== "string") {
+      throw new Error(`${method} answered with a nextCursor that is not a string`);
+    }
     const next = typeof page.nextCursor === "string" ? page.nextCursor : undefined;
     const signature = JSON.stringify(pageItems);
     if (cursor !== undefined && next === cursor && signature === previous) return items;
+    // The whole list must fit in one link frame anyway; a server that never stops must not fill the host's memory.
+    chars += signature.length;
+    if (chars > maxChars) throw new Error(`${method} listed more than ${maxChars} characters of ${key}, more than the gateway can carry`);
     items.push(...pageItems);
     if (next === undefined) return items;
     if (pages >= MAX_LIST_PAGES) throw new Error(`${method} did not stop paginating after ${MAX_LIST_PAGES} pages`);

@@ -66,11 +66,12 @@ const LISTS: Readonly<Record<CatalogKind, { method: string; capability: string }
   resourceTemplates: { method: "resources/templates/list", capability: "resources" },
 };
 
-const LIST_CHANGED: Readonly<Record<string, readonly CatalogKind[]>> = {
-  "notifications/tools/list_changed": ["tools"],
-  "notifications/resources/list_changed": ["resources", "resourceTemplates"],
-  "notifications/prompts/list_changed": ["prompts"],
-};
+/** A Map, not an object literal: a server's notification named `constructor` or `__proto__` must find nothing. */
+const LIST_CHANGED: ReadonlyMap<string, readonly CatalogKind[]> = new Map([
+  ["notifications/tools/list_changed", ["tools"]],
+  ["notifications/resources/list_changed", ["resources", "resourceTemplates"]],
+  ["notifications/prompts/list_changed", ["prompts"]],
+]);
 
 export class UpstreamSession {
   readonly #options: SessionOptions;
@@ -127,7 +128,8 @@ export class UpstreamSession {
     try {
       await this.#transport.start();
       spawned = true;
-      const initialized = await this.#request("initialize", initializeParams(this.#options.connectorVersion), deadline);
+      // The whole start window, not the server's per-request timeout: a first start may be slow (npx downloading).
+      const initialized = await this.#request("initialize", initializeParams(this.#options.connectorVersion), deadline, this.#options.startTimeoutMs);
       this.#capabilities = capabilitiesOf(initialized);
       await this.#transport.send({ jsonrpc: "2.0", method: "notifications/initialized" });
       const catalog = await this.fetchCatalog(CATALOG_KINDS, deadline);
@@ -144,7 +146,7 @@ export class UpstreamSession {
       const { method, capability } = LISTS[kind];
       let items: unknown[] = [];
       if (this.#capabilities[capability]) {
-        const list = listAllPages(method, kind, (cursor) => this.#request(method, cursor === undefined ? {} : { cursor }, signal));
+        const list = listAllPages(method, kind, (cursor) => this.#request(method, cursor === undefined ? {} : { cursor }, signal), MAX_MESSAGE_BYTES);
         // Servers with resources but no templates often answer "method not found" instead of an empty list.
         items = await (kind !== "resourceTemplates"
           ? list
@@ -178,8 +180,10 @@ export class UpstreamSession {
   #send(
     method: string,
     params: (upstreamId: string) => Record<string, unknown>,
-    call: { callId?: string; onNotification?: NotificationSink; signal?: AbortSignal | undefined },
+    call: { callId?: string; onNotification?: NotificationSink; signal?: AbortSignal | undefined; timeoutMs?: number },
   ): Promise<RelayOutcome> {
+    // Nobody is left to answer: a request after the child's exit (a catalog refresh racing a crash) fails at once.
+    if (this.#exit) return Promise.resolve({ error: relayError.crashed(this.#serverId, describeExit(this.#exit)) });
     const upstreamId = `gw-${++this.#nextId}`;
     const message = { jsonrpc: "2.0" as const, id: upstreamId, method, params: params(upstreamId) };
     const text = JSON.stringify(message);
@@ -187,10 +191,10 @@ export class UpstreamSession {
 
     const { signal } = call;
     if (signal?.aborted) return Promise.resolve({ error: relayError.cancelled(String(signal.reason)) });
-    const timeoutMs = this.#options.server.timeout;
+    const timeoutMs = call.timeoutMs ?? this.#options.server.timeout;
     return new Promise<RelayOutcome>((resolve) => {
       const giveUp = (reason: string, error: RpcError) => {
-        this.#cancelUpstream(upstreamId, reason);
+        this.#cancelUpstream(upstreamId, method, reason);
         settle({ error });
       };
       const timer = setTimeout(() => giveUp(`timed out after ${timeoutMs} ms`, relayError.timedOut(this.#serverId, method, timeoutMs)), timeoutMs);
@@ -210,8 +214,8 @@ export class UpstreamSession {
   }
 
   /** One of the connector's own requests: its result, or a rejection (the signal's reason when it fired first). */
-  async #request(method: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<Record<string, unknown>> {
-    const outcome = await this.#send(method, () => params, { signal });
+  async #request(method: string, params: Record<string, unknown>, signal?: AbortSignal, timeoutMs?: number): Promise<Record<string, unknown>> {
+    const outcome = await this.#send(method, () => params, { signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     if (signal?.aborted) throw signal.reason;
     if ("error" in outcome) throw new UpstreamRequestError(outcome.error);
     return outcome.result;
@@ -221,7 +225,7 @@ export class UpstreamSession {
   cancel(callId: string, reason: string | undefined): boolean {
     for (const [upstreamId, call] of this.#calls) {
       if (call.callId === undefined || call.callId !== callId) continue;
-      this.#cancelUpstream(upstreamId, reason ?? "cancelled by the gateway");
+      this.#cancelUpstream(upstreamId, call.method, reason ?? "cancelled by the gateway");
       call.settle({ error: relayError.cancelled(reason) });
       return true;
     }
@@ -230,7 +234,7 @@ export class UpstreamSession {
 
   /** Settles every in-flight call with `error`, telling the server to stop working on them. */
   abortAll(error: RpcError): void {
-    for (const upstreamId of this.#calls.keys()) this.#cancelUpstream(upstreamId, error.message);
+    for (const [upstreamId, call] of this.#calls) this.#cancelUpstream(upstreamId, call.method, error.message);
     this.#failAll(error);
   }
 
@@ -276,7 +280,7 @@ export class UpstreamSession {
       this.#routeLogMessage(message.params);
       return;
     }
-    const kinds = LIST_CHANGED[method];
+    const kinds = LIST_CHANGED.get(method);
     if (kinds) this.#options.onListChanged(kinds);
     // Other notifications (resources/updated, …) have no subscriber behind the gateway yet.
   }
@@ -318,7 +322,9 @@ export class UpstreamSession {
     if (call) call.settle({ error: relayError.responseTooLarge(this.#serverId, bytes) });
   }
 
-  #cancelUpstream(upstreamId: string, reason: string): void {
+  #cancelUpstream(upstreamId: string, method: string, reason: string): void {
+    // The spec forbids cancelling initialize; a session whose initialize fails is stopped instead.
+    if (method === "initialize") return;
     const cancelled = { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: upstreamId, reason } };
     void this.#transport.send(cancelled).catch(() => {});
   }

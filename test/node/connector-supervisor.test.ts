@@ -23,10 +23,14 @@ const fake = (extra: Partial<ServerConfig> = {}) => server({ id: "fake", command
 type LogEntry = { level: string; event: string } & LogFields;
 let running: Supervisor[] = [];
 
-function start(servers: ServerConfig[], hostEnv: Record<string, string | undefined> = { PATH: process.env.PATH, HOME: process.env.HOME }) {
+function start(
+  servers: ServerConfig[],
+  hostEnv: Record<string, string | undefined> = { PATH: process.env.PATH, HOME: process.env.HOME },
+  restart: Partial<RestartOptions> = {},
+) {
   const logs: LogEntry[] = [];
   const log: Logger = (level, event, fields = {}) => logs.push({ level, event, ...fields });
-  const supervisor = new Supervisor({ servers, hostEnv, connectorVersion: "test", log, restart: FAST_RESTART });
+  const supervisor = new Supervisor({ servers, hostEnv, connectorVersion: "test", log, restart: { ...FAST_RESTART, ...restart } });
   running.push(supervisor);
   supervisor.start();
   return { supervisor, logs };
@@ -176,7 +180,7 @@ describe("supervisor with a misbehaving server", () => {
   it("follows nextCursor to build the whole catalog", async () => {
     const { supervisor } = start([fake()]);
     const report = await healthy(supervisor, "fake");
-    expect(report.catalog.tools.map((t) => t.name)).toEqual(["pid", "big", "sleep", "log", "sample", "ping-client", "add-tool", "spawn-grandchild", "wait"]);
+    expect(report.catalog.tools.map((t) => t.name)).toEqual(["pid", "big", "sleep", "log", "sample", "ping-client", "odd-notifications", "add-tool", "spawn-grandchild", "wait"]);
     expect(report.catalog.resources).toEqual([]);
   });
 
@@ -210,6 +214,24 @@ describe("supervisor with a misbehaving server", () => {
     expect(JSON.parse(textOf(await callTool(supervisor, "fake", "p", "ping-client")))).toEqual({});
   });
 
+  it("ignores notifications named like Object.prototype's members (constructor, __proto__, …) and keeps serving", async () => {
+    const { supervisor } = start([fake()]);
+    await healthy(supervisor, "fake");
+    expect(textOf(await callTool(supervisor, "fake", "odd", "odd-notifications"))).toBe("sent");
+    expect(Number(textOf(await callTool(supervisor, "fake", "after", "pid")))).toBe(supervisor.pid("fake"));
+  });
+
+  it("gives initialize the whole start window, not the server's per-call timeout, and never cancels it", async () => {
+    const slow = start([fake({ timeout: 100, env: { FAKE_INIT_DELAY_MS: "400" } })]);
+    expect((await healthy(slow.supervisor, "fake")).health).toBe("healthy");
+
+    const { supervisor, logs } = start([fake({ env: { FAKE_INIT_DELAY_MS: "60000" } })], undefined, { startTimeoutMs: 300 });
+    const report = await reportWhere(supervisor, "fake", (r) => r.health === "unhealthy");
+    expect(report.detail).toMatch(/did not initialise within 300 ms/);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // anything the child said on its way out has arrived
+    expect(logs.filter((l) => l.event === "server_stderr").map((l) => l.line)).not.toContainEqual(expect.stringMatching(/^cancelled/));
+  });
+
   it("marks a server that answers initialize with an unsupported protocol version unhealthy, naming the version", async () => {
     const { supervisor, logs } = start([fake({ env: { FAKE_PROTOCOL_VERSION: "1999-01-01" } })]);
     const report = await reportWhere(supervisor, "fake", (r) => r.health === "unhealthy");
@@ -238,7 +260,7 @@ describe("supervisor with a misbehaving server", () => {
     await healthy(supervisor, "fake");
     const changed = reportWhere(supervisor, "fake", (r) => r.catalog.tools.some((t) => t.name.startsWith("added-")));
     await callTool(supervisor, "fake", "add", "add-tool");
-    expect((await changed).catalog.tools).toHaveLength(10);
+    expect((await changed).catalog.tools).toHaveLength(11);
   });
 
   it("stops the whole process group, grandchildren included", async () => {

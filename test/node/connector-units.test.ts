@@ -179,5 +179,13 @@ describe("listAllPages", () => {
     await expect(listAllPages("prompts/list", "prompts", endless)).rejects.toThrow(`prompts/list did not stop paginating after ${MAX_LIST_PAGES} pages`);
     expect(n).toBe(MAX_LIST_PAGES);
     await expect(listAllPages("tools/list", "tools", () => Promise.resolve({ tools: "nope" }))).rejects.toThrow("tools/list answered without a tools array");
+    await expect(listAllPages("tools/list", "tools", () => Promise.resolve({ tools: [1], nextCursor: 2 }))).rejects.toThrow("tools/list answered with a nextCursor that is not a string");
+    expect(await listAllPages("tools/list", "tools", () => Promise.resolve({ tools: [1], nextCursor: null }))).toEqual([1]);
+  });
+  it("stops gathering once the items pass the size the gateway can carry", async () => {
+    let n = 0;
+    const bulky = () => Promise.resolve({ tools: ["x".repeat(1_000)], nextCursor: `c${n++}` });
+    await expect(listAllPages("tools/list", "tools", bulky, 10_000)).rejects.toThrow("tools/list listed more than 10000 characters of tools, more than the gateway can carry");
+    expect(n).toBe(10);
   });
 });

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
 const tool = (name) => ({ name, inputSchema: { type: "object" } });
-const tools = ["pid", "big", "sleep", "log", "sample", "ping-client", "add-tool", "spawn-grandchild", "wait"].map(tool);
+const tools = ["pid", "big", "sleep", "log", "sample", "ping-client", "odd-notifications", "add-tool", "spawn-grandchild", "wait"].map(tool);
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 const answer = (id, result) => send({ result, jsonrpc: "2.0", id });
 const text = (t) => ({ content: [{ type: "text", text: String(t) }] });
@@ -29,6 +29,10 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const p = msg.params ?? {};
   switch (msg.method) {
     case "initialize":
+      if (process.env.FAKE_INIT_DELAY_MS) {
+        const answerLater = () => answer(msg.id, { protocolVersion: process.env.FAKE_PROTOCOL_VERSION ?? p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } });
+        return setTimeout(answerLater, Number(process.env.FAKE_INIT_DELAY_MS));
+      }
       return answer(msg.id, { protocolVersion: process.env.FAKE_PROTOCOL_VERSION ?? p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } });
     case "tools/list": {
       // Two pages, so the catalog proves the connector follows nextCursor.
@@ -66,6 +70,10 @@ function call(id, name, args, meta) {
       return askClient(id, "sampling/createMessage", { messages: [], maxTokens: 1 });
     case "ping-client":
       return askClient(id, "ping", undefined);
+    case "odd-notifications":
+      // Names that an object literal lookup would find on Object.prototype.
+      for (const method of ["constructor", "__proto__", "toString", "hasOwnProperty"]) send({ jsonrpc: "2.0", method });
+      return answer(id, text("sent"));
     case "add-tool":
       tools.push(tool(`added-${tools.length}`));
       send({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
