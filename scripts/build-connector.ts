@@ -12,13 +12,16 @@
  * short-lived command, not a daemon.
  */
 import { build } from "esbuild";
-import { join } from "node:path";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { PROJECT_ROOT } from "./local-gateway.ts";
 
 export const CONNECTOR_BUNDLE = join(PROJECT_ROOT, "connector/dist/mcp-gateway-connector.mjs");
+/** The project files the bundle was built from: the command warns when one is newer than the bundle. */
+export const CONNECTOR_BUNDLE_INPUTS = join(PROJECT_ROOT, "connector/dist/inputs.json");
 
 export async function buildConnector(): Promise<string> {
-  await build({
+  const result = await build({
     entryPoints: [join(PROJECT_ROOT, "connector/main.ts")],
     outfile: CONNECTOR_BUNDLE,
     bundle: true,
@@ -29,7 +32,23 @@ export async function buildConnector(): Promise<string> {
     banner: { js: 'import { createRequire as __connectorRequire } from "node:module";\nconst require = __connectorRequire(import.meta.url);' },
     logLevel: "warning",
     legalComments: "inline",
+    metafile: true,
+    // Written below, each file whole (a temporary name, then a rename): a connector starting during a rebuild
+    // reads the old bundle or the new one, never half of one.
+    write: false,
+    absWorkingDir: PROJECT_ROOT,
   });
+  const inputs = Object.keys(result.metafile.inputs).filter((path) => !path.startsWith("node_modules/"));
+  mkdirSync(dirname(CONNECTOR_BUNDLE), { recursive: true });
+  const files: [string, string | Uint8Array][] = [
+    ...result.outputFiles.map((file): [string, Uint8Array] => [file.path, file.contents]),
+    [CONNECTOR_BUNDLE_INPUTS, `${JSON.stringify(inputs, null, 1)}\n`],
+  ];
+  for (const [path, contents] of files) {
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, contents);
+    renameSync(temporary, path);
+  }
   return CONNECTOR_BUNDLE;
 }
 

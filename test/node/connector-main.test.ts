@@ -1,7 +1,7 @@
 // The whole connector: startConnector (link + supervisor + server-everything) against a gateway stand-in, and the
 // real CLI as a process — config file, env, JSON logs, drain on SIGTERM, exit codes, no leftover processes.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -206,5 +206,53 @@ describe("mcp-gateway-connector CLI", () => {
     const cli = run([], { MCP_GATEWAY_URL: "https://gw.example.com" });
     expect(await cli.exited).toBe(2);
     expect(cli.stderr()).toContain("MCP_GATEWAY_CONNECTOR_TOKEN");
+  });
+});
+
+describe("the installed command and its bundle", () => {
+  /** A copy of the command next to a stand-in bundle (its main exits 0) built from one source, src/a.ts. */
+  function installed(): { dir: string; run: () => { status: number | null; stderr: string } } {
+    const dir = mkdtempSync(join(tmpdir(), "connector-bin-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    for (const sub of ["connector/bin", "connector/dist", "src"]) mkdirSync(join(dir, sub), { recursive: true });
+    copyFileSync(BIN, join(dir, "connector/bin/mcp-gateway-connector.mjs"));
+    writeFileSync(join(dir, "src/a.ts"), "export {};\n");
+    writeFileSync(join(dir, "connector/dist/mcp-gateway-connector.mjs"), "export async function main() { return 0; }\n");
+    writeFileSync(join(dir, "connector/dist/inputs.json"), JSON.stringify(["src/a.ts"]));
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, "src/a.ts"), past, past);
+    const run = () => {
+      const result = spawnSync(process.execPath, [join(dir, "connector/bin/mcp-gateway-connector.mjs")], { encoding: "utf8" });
+      return { status: result.status, stderr: result.stderr };
+    };
+    return { dir, run };
+  }
+
+  it("runs the bundle quietly when it is newer than its sources, and warns when a source changed after it", () => {
+    const { dir, run } = installed();
+    expect(run()).toEqual({ status: 0, stderr: "" });
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(join(dir, "src/a.ts"), future, future);
+    const stale = run();
+    expect(stale.status).toBe(0);
+    expect(stale.stderr).toContain("warning: connector/dist/ is older than its sources (src/a.ts); run `npm run build:connector`");
+  });
+
+  it("refuses to start without a bundle, saying how to make one", () => {
+    const { dir, run } = installed();
+    rmSync(join(dir, "connector/dist"), { recursive: true });
+    const missing = run();
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain("connector/dist/ is missing; run `npm run build:connector`");
+  });
+
+  it("is built from the current sources by the test set-up, without the MCP SDK", () => {
+    const bundle = readFileSync(fileURLToPath(new URL("../../connector/dist/mcp-gateway-connector.mjs", import.meta.url)), "utf8");
+    const inputs = JSON.parse(readFileSync(fileURLToPath(new URL("../../connector/dist/inputs.json", import.meta.url)), "utf8")) as string[];
+    expect(inputs).toContain("connector/main.ts");
+    expect(inputs).toContain("connector/handshake.ts");
+    expect(bundle).toContain("// connector/handshake.ts");
+    expect(bundle).not.toContain("node_modules/@modelcontextprotocol/");
+    expect(execFileSync(process.execPath, [BIN, "--help"], { encoding: "utf8" })).toContain("Usage: mcp-gateway-connector");
   });
 });
