@@ -8,7 +8,8 @@
  * bundle ≈ 73 MiB. It is not minified, so a stack trace in an operator's log still names our functions.
  *
  * `npm install` builds it (the `prepare` script); so do `npm start`, `npm run connector` and the test set-up, so
- * what runs and what is tested is always the current source. `mcp-gateway` (the admin CLI) is not bundled: it is a
+ * what runs and what is tested is always the current source. esbuild is therefore a dependency, not a
+ * devDependency: an ops host's `npm install --omit=dev` builds the bundle too. `mcp-gateway` (the admin CLI) is not bundled: it is a
  * short-lived command, not a daemon.
  */
 import { build } from "esbuild";
