@@ -4,7 +4,7 @@
  * rotation replaced (`previous_key_hash`), which works as the same key until `previous_expires_at`. A stored digest
  * presented as the credential is hashed again, so it can never match a row.
  */
-import { and, eq, getTableColumns, isNull, lt, or } from "drizzle-orm";
+import { and, eq, getTableColumns, isNull, lt, or, sql } from "drizzle-orm";
 import { serversStampOf } from "../connectors/server-registry.ts";
 import type { Database } from "../db/client.ts";
 import { apiKeys, connectors } from "../db/schema.ts";
@@ -31,6 +31,31 @@ export type Authentication =
     }
   | { ok: false; refusal: KeyRefusal | "missing"; identified?: IdentifiedRefusal };
 
+/**
+ * The key lookup of every call, built into SQL once per client rather than on each call (drizzle's query building
+ * was ≈ 0.5 ms of a call's CPU in workerd's profile). Prepared statements are per client, as clients are per binding.
+ */
+const keyLookups = new WeakMap<Database, ReturnType<typeof prepareKeyLookup>>();
+
+function prepareKeyLookup(db: Database) {
+  const digest = sql.placeholder("digest");
+  return db
+    .select({ ...getTableColumns(apiKeys), serversStamp: serversStampOf(apiKeys.tenantId) })
+    .from(apiKeys)
+    .where(or(eq(apiKeys.keyHash, digest), eq(apiKeys.previousKeyHash, digest)))
+    .limit(2)
+    .prepare();
+}
+
+function keyLookup(db: Database) {
+  let prepared = keyLookups.get(db);
+  if (!prepared) {
+    prepared = prepareKeyLookup(db);
+    keyLookups.set(db, prepared);
+  }
+  return prepared;
+}
+
 /** Authenticates an agent's `Authorization` header into a principal. */
 export async function authenticateApiKey(db: Database, authorization: string | null, now: number): Promise<Authentication> {
   const credential = bearerCredential(authorization);
@@ -38,12 +63,7 @@ export async function authenticateApiKey(db: Database, authorization: string | n
   const digest = await sha256Hex(credential);
   // One indexed lookup finds the key by its current digest or by the digest a rotation replaced (both unique).
   // A current digest wins should both ever match (a file key given another key's rotated-out digest).
-  const rows = await db
-    .select({ ...getTableColumns(apiKeys), serversStamp: serversStampOf(apiKeys.tenantId) })
-    .from(apiKeys)
-    .where(or(eq(apiKeys.keyHash, digest), eq(apiKeys.previousKeyHash, digest)))
-    .limit(2)
-    .all();
+  const rows = await keyLookup(db).all({ digest });
   const row = rows.find((r) => constantTimeEqual(r.keyHash, digest)) ?? rows.find((r) => r.previousKeyHash !== null && constantTimeEqual(r.previousKeyHash, digest));
   if (!row) return { ok: false, refusal: "unknown" };
   const identified = { tenant: row.tenantId, consumer: row.consumerId, keyId: row.id };
