@@ -58,7 +58,7 @@ class UpstreamRequestError extends Error {
   }
 }
 
-/** The catalog lists: which method, which key of its result, and which capability the server must have declared. */
+/** The catalog lists: which method (its result holds the list under the kind's own name) and which capability the server must have declared. */
 const LISTS: Readonly<Record<CatalogKind, { method: string; capability: string }>> = {
   tools: { method: "tools/list", capability: "tools" },
   prompts: { method: "prompts/list", capability: "prompts" },

@@ -1,7 +1,8 @@
 /**
  * @module A per-isolate cache of each tenant's aggregated catalog, keyed by the servers table's stamp: every call
- * pays one small aggregate query (none of its own when the API-key lookup read the stamp along), and the catalogs are read and aggregated again only when a connector has
- * changed something or an applied config has enabled or disabled a server.
+ * pays one small aggregate query (none of its own when the API-key lookup read the stamp along), and the catalogs
+ * are read and aggregated again only when a connector has changed something or an applied config has enabled or
+ * disabled a server.
  */
 import { tenantServers, tenantServersStamp } from "../connectors/server-registry.ts";
 import type { TenantConfig } from "../config/tenant-config.ts";
