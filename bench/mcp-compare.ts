@@ -36,7 +36,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { unstable_startWorker } from "wrangler";
-import { PROJECT_ROOT, wrangler } from "../scripts/local-gateway.ts";
+import { applyLocalWorkerEnv, PROJECT_ROOT, wrangler } from "../scripts/local-gateway.ts";
 import { edgeDocument } from "../src/config/publish.ts";
 import { gatewayConfigSchema } from "../src/config/schema.ts";
 import { EVERYTHING_SERVER, startStack, type Stack } from "../test/e2e/stack.ts";
@@ -448,6 +448,7 @@ class HarnessFloor {
     writeFileSync(join(this.dir, "server.mjs"), HELLO_NODE);
     writeFileSync(join(this.dir, "wrangler.toml"), `name = "bench-floor"\nmain = "worker.js"\ncompatibility_date = "${date}"\n`);
 
+    applyLocalWorkerEnv(); // the same local environment as the gateway's stack (test/e2e/stack.ts)
     const worker = await unstable_startWorker({
       config: join(this.dir, "wrangler.toml"),
       // As test/e2e/stack.ts starts the gateway (its persist directory holds nothing here: no bindings).

@@ -17,7 +17,7 @@ import { join, resolve } from "node:path";
 import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../src/auth/secrets.ts";
 import { parseGatewayConfig } from "../src/config/schema.ts";
 import { generateCheckpointKeys, publicKeyFromPrivate, publicKeyId } from "../src/audit/checkpoint.ts";
-import { applyMigrations, PROJECT_ROOT, seedDatabase } from "./local-gateway.ts";
+import { applyMigrations, PROJECT_ROOT, seedDatabase, withLocalWorkerEnv } from "./local-gateway.ts";
 import { buildConnector } from "./build-connector.ts";
 
 const port = Number(process.env.PORT ?? 8787);
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
       // Secrets through files, never the command line; the operator's own .dev.vars, if any, wins.
       "--env-file", secrets.file, ...(existsSync(devVars) ? ["--env-file", devVars] : []),
       ...(statePath ? ["--persist-to", statePath] : [])],
-    { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    withLocalWorkerEnv({ ...process.env, WRANGLER_SEND_METRICS: "false" }),
   );
   await waitForGateway(wrangler);
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { API_KEY_PREFIX, CONNECTOR_TOKEN_PREFIX, generateSecret, sha256Hex } from "../../src/auth/secrets.ts";
 import { gatewayConfigSchema } from "../../src/config/schema.ts";
-import { applyMigrations, PROJECT_ROOT, seedDatabase, wrangler } from "../../scripts/local-gateway.ts";
+import { applyLocalWorkerEnv, applyMigrations, PROJECT_ROOT, seedDatabase, wrangler } from "../../scripts/local-gateway.ts";
 
 export const EVERYTHING_SERVER = {
   id: "everything",
@@ -141,6 +141,8 @@ export async function startStack(
   await seedDatabase(config, { id: "local", name: "e2e connector", tokenHash: await sha256Hex(connectorToken) }, { persistTo: persist });
 
   const launch = async (port: number) => {
+    // As `npm start` runs it (scripts/local-gateway.ts says why).
+    applyLocalWorkerEnv();
     const started = await unstable_startWorker({
       config: join(PROJECT_ROOT, "wrangler.toml"),
       // Audit checkpoints signed with a key the suites know, so exports can be verified offline.
