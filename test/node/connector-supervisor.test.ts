@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { LogFields, Logger } from "../../connector/log.ts";
 import type { RelayOutcome } from "../../connector/relay.ts";
 import { Supervisor, type RestartOptions } from "../../connector/supervisor.ts";
+import { UpstreamSession } from "../../connector/upstream-session.ts";
 import type { ServerConfig } from "../../src/config/schema.ts";
 import { JsonRpcErrorCode, UpstreamErrorCode } from "../../src/link/errors.ts";
 import type { RelayedNotification, ServerReport } from "../../src/link/protocol.ts";
@@ -230,6 +231,27 @@ describe("supervisor with a misbehaving server", () => {
     expect(report.detail).toMatch(/did not initialise within 300 ms/);
     await new Promise((resolve) => setTimeout(resolve, 200)); // anything the child said on its way out has arrived
     expect(logs.filter((l) => l.event === "server_stderr").map((l) => l.line)).not.toContainEqual(expect.stringMatching(/^cancelled/));
+  });
+
+  it("fails a request to a session whose child has exited at once, not after the server's timeout", async () => {
+    const logs: LogEntry[] = [];
+    const session = new UpstreamSession({
+      server: fake({ timeout: 60_000 }),
+      env: { PATH: process.env.PATH ?? "" },
+      connectorVersion: "test",
+      startTimeoutMs: 10_000,
+      log: (level, event, fields = {}) => logs.push({ level, event, ...fields }),
+      onStderr: () => {},
+      onListChanged: () => {},
+    });
+    await session.start();
+    session.killSync();
+    await session.exited;
+    const startedAt = Date.now();
+    const outcome = await session.relay("late", { method: "tools/call", params: { name: "pid", arguments: {} } }, () => {});
+    expect(outcome).toMatchObject({ error: { code: UpstreamErrorCode.Crashed, message: expect.stringContaining("killed by signal SIGKILL") } });
+    await expect(session.fetchCatalog(["tools"])).rejects.toThrow(/crashed \(killed by signal SIGKILL\)/);
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
   });
 
   it("marks a server that answers initialize with an unsupported protocol version unhealthy, naming the version", async () => {

@@ -28,12 +28,10 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   if (msg.id === undefined) return;
   const p = msg.params ?? {};
   switch (msg.method) {
-    case "initialize":
-      if (process.env.FAKE_INIT_DELAY_MS) {
-        const answerLater = () => answer(msg.id, { protocolVersion: process.env.FAKE_PROTOCOL_VERSION ?? p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } });
-        return setTimeout(answerLater, Number(process.env.FAKE_INIT_DELAY_MS));
-      }
-      return answer(msg.id, { protocolVersion: process.env.FAKE_PROTOCOL_VERSION ?? p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } });
+    case "initialize": {
+      const result = { protocolVersion: process.env.FAKE_PROTOCOL_VERSION ?? p.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: "fake", version: "1.0.0" } };
+      return setTimeout(() => answer(msg.id, result), Number(process.env.FAKE_INIT_DELAY_MS ?? 0));
+    }
     case "tools/list": {
       // Two pages, so the catalog proves the connector follows nextCursor.
       const half = Math.ceil(tools.length / 2);
